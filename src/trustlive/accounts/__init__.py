@@ -1,0 +1,1 @@
+"""Accounts: users, roles, sign-in sessions and API tokens."""

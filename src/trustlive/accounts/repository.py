@@ -1,0 +1,157 @@
+"""All account queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustlive.accounts.models import AuthSession, LoginThrottle, User, UserRole
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
+    return await session.scalar(select(User).where(User.username == username))
+
+
+async def username_taken(session: AsyncSession, username: str) -> bool:
+    return (await session.scalar(select(func.count()).where(User.username == username))) > 0
+
+
+async def roles_of(session: AsyncSession, user_id: int) -> set[str]:
+    return set(await session.scalars(select(UserRole.role).where(UserRole.user_id == user_id)))
+
+
+async def roles_of_many(session: AsyncSession, user_ids: list[int]) -> dict[int, set[str]]:
+    result: dict[int, set[str]] = {uid: set() for uid in user_ids}
+    if not user_ids:
+        return result
+    rows = await session.execute(
+        select(UserRole.user_id, UserRole.role).where(UserRole.user_id.in_(user_ids))
+    )
+    for uid, role in rows:
+        result[uid].add(role)
+    return result
+
+
+async def add_role(session: AsyncSession, user_id: int, role: str, granted_by_id: int | None) -> bool:
+    """Idempotent; returns True when the role was new."""
+    exists = await session.scalar(
+        select(func.count()).where(UserRole.user_id == user_id, UserRole.role == role)
+    )
+    if exists:
+        return False
+    session.add(UserRole(user_id=user_id, role=role, granted_by_id=granted_by_id))
+    await session.flush()
+    return True
+
+
+async def remove_role(session: AsyncSession, user_id: int, role: str) -> bool:
+    result = await session.execute(delete(UserRole).where(UserRole.user_id == user_id, UserRole.role == role))
+    return result.rowcount > 0
+
+
+async def count_role(session: AsyncSession, role: str) -> int:
+    return await session.scalar(select(func.count()).where(UserRole.role == role)) or 0
+
+
+async def list_users(
+    session: AsyncSession, *, query: str | None, role: str | None, after_id: int | None, limit: int
+) -> list[User]:
+    stmt = select(User).order_by(User.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(User.id > after_id)
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
+    if role:
+        stmt = stmt.where(User.id.in_(select(UserRole.user_id).where(UserRole.role == role)))
+    return list(await session.scalars(stmt))
+
+
+async def find_session(
+    session: AsyncSession, token_hash: str, now: dt.datetime
+) -> tuple[AuthSession, User] | None:
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(
+                AuthSession.token_hash == token_hash,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+                User.is_active.is_(True),
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def revoke_session(session: AsyncSession, token_hash: str, now: dt.datetime) -> bool:
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.token_hash == token_hash, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount > 0
+
+
+async def revoke_all_sessions(session: AsyncSession, user_id: int, now: dt.datetime) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def throttle_failures(session: AsyncSession, keys: list[str], since: dt.datetime) -> int:
+    """Highest failure count among ``keys`` whose window started after ``since``."""
+    value = await session.scalar(
+        select(func.max(LoginThrottle.failures)).where(
+            LoginThrottle.key.in_(keys), LoginThrottle.window_started_at > since
+        )
+    )
+    return value or 0
+
+
+async def throttle_window_start(
+    session: AsyncSession, keys: list[str], since: dt.datetime
+) -> dt.datetime | None:
+    return await session.scalar(
+        select(func.min(LoginThrottle.window_started_at)).where(
+            LoginThrottle.key.in_(keys), LoginThrottle.window_started_at > since
+        )
+    )
+
+
+async def throttle_record_failure(
+    session: AsyncSession, key: str, now: dt.datetime, since: dt.datetime
+) -> None:
+    """Atomic upsert: start a new window when the old one has expired, else count one more."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(LoginThrottle).values(key=key, failures=1, window_started_at=now)
+    expired = LoginThrottle.window_started_at <= since
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[LoginThrottle.key],
+        set_={
+            "failures": case((expired, 1), else_=LoginThrottle.failures + 1),
+            "window_started_at": case((expired, now), else_=LoginThrottle.window_started_at),
+        },
+    )
+    await session.execute(stmt)
+
+
+async def throttle_clear(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+async def users_by_ids(session: AsyncSession, user_ids: list[int]) -> dict[int, User]:
+    if not user_ids:
+        return {}
+    return {u.id: u for u in await session.scalars(select(User).where(User.id.in_(set(user_ids))))}

@@ -1,0 +1,162 @@
+"""The Litestar application: wiring only. Rules live in the domain services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Router
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from trustlive import __version__
+from trustlive import models as _models  # noqa: F401  (every table mapped before first use)
+from trustlive.accounts import api as accounts_api
+from trustlive.accounts import pages as accounts_pages
+from trustlive.accounts import service as accounts
+from trustlive.catalog import api as catalog_api
+from trustlive.catalog import pages as catalog_pages
+from trustlive.config import Settings, load_settings
+from trustlive.db import create_engine, create_sessionmaker
+from trustlive.errors import Unauthorized
+from trustlive.events import EventBus, OutboxRelay
+from trustlive.web import pages as web_pages
+from trustlive.web.errors import handle_exception
+from trustlive.web.policy import current_principal, public
+from trustlive.web.security import AuthMiddleware, CSRFGate, LocaleMiddleware, csrf_config
+from trustlive.web.templating import build_environment
+
+log = logging.getLogger("trustlive")
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+MAX_REQUEST_BYTES = 12 * 1024 * 1024
+
+
+async def provide_db(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """The request's unit of work: committed when the handler succeeds, rolled back otherwise."""
+    async with state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+            if session.info.pop("outbox_dirty", False):
+                state.relay.wake()
+
+
+def provide_me(request: Request[Any, Any, Any]) -> accounts.Principal:
+    principal = current_principal(request)
+    if principal is None:
+        raise Unauthorized("sign in first")
+    return principal
+
+
+def provide_viewer(request: Request[Any, Any, Any]) -> accounts.Principal | None:
+    return current_principal(request)
+
+
+def provide_settings(state: State) -> Settings:
+    return state.settings
+
+
+def provide_uow(state: State) -> async_sessionmaker[AsyncSession]:
+    return state.sessionmaker
+
+
+def provide_throttle(state: State) -> accounts.Throttle:
+    return state.throttle
+
+
+def create_app(
+    settings: Settings | None = None, *, bus: EventBus | None = None, relay_in_background: bool = True
+) -> Litestar:
+    settings = settings or load_settings()
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    bus = bus or EventBus()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url, decode_responses=True)
+            await redis.ping()
+        app.state.update(
+            engine=engine,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            bus=bus,
+            relay=OutboxRelay(sessionmaker, bus, redis),
+            throttle=(
+                accounts.RedisThrottle(redis, settings.login_window_seconds)
+                if redis is not None
+                else accounts.DatabaseThrottle(sessionmaker, settings.login_window_seconds)
+            ),
+        )
+        task = asyncio.create_task(app.state.relay.run_forever()) if relay_in_background else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    templates = TemplateConfig(instance=JinjaTemplateEngine.from_environment(build_environment()))
+    secure_csrf = settings.cookie_secure == "true"
+
+    return Litestar(
+        route_handlers=[
+            Router(path="/api/v1", route_handlers=[*accounts_api.routes, *catalog_api.routes]),
+            *web_pages.routes,
+            *accounts_pages.routes,
+            *catalog_pages.routes,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
+            create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
+        ],
+        dependencies={
+            "db": Provide(provide_db),
+            "me": Provide(provide_me, sync_to_thread=False),
+            "viewer": Provide(provide_viewer, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "uow": Provide(provide_uow, sync_to_thread=False),
+            "throttle": Provide(provide_throttle, sync_to_thread=False),
+        },
+        middleware=[
+            DefineMiddleware(LocaleMiddleware, default=settings.default_locale),
+            AuthMiddleware,
+            DefineMiddleware(CSRFGate, config=csrf_config(settings.secret_key, secure_csrf)),
+        ],
+        exception_handlers={Exception: handle_exception},
+        template_config=templates,
+        openapi_config=OpenAPIConfig(
+            title="trustlive API",
+            version=__version__,
+            description="JSON API of trustlive. Conventions (auth, errors, pagination): docs/api.md.",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
+            openapi_router=Router(path="/schema", route_handlers=[], opt=public()["opt"]),
+        ),
+        state=State({"settings": settings}),
+        lifespan=[lifespan],
+        request_max_body_size=MAX_REQUEST_BYTES,
+        debug=settings.debug,
+    )

@@ -1,0 +1,329 @@
+"""All catalog queries, including the full-text index of published products.
+
+Search works on pre-segmented text: CJK characters become one token each and a query becomes a
+phrase of them, so "和田玉" matches "新疆和田玉手镯" on both SQLite FTS5 and PostgreSQL tsvector,
+for terms of any length. Latin words and numbers stay whole (lower-cased) tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from trustlive.catalog.models import (
+    Category,
+    Product,
+    ProductImage,
+    ProductStatus,
+    Shop,
+    ShopStaff,
+    Sku,
+)
+
+# CJK ideographs, kana, hangul, full-width forms: one token per character.
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}_]+", re.UNICODE)
+
+
+def segment(value: str) -> list[str]:
+    return [t.lower() for t in _TOKEN_RE.findall(value or "")]
+
+
+def segmented_text(value: str) -> str:
+    return " ".join(segment(value))
+
+
+def _terms(query: str) -> list[list[str]]:
+    """Whitespace-separated query terms, each a list of tokens (a phrase)."""
+    return [tokens for part in query.split() if (tokens := segment(part))]
+
+
+# --- categories -------------------------------------------------------------------------------
+
+
+async def list_categories(session: AsyncSession, *, include_inactive: bool) -> list[Category]:
+    stmt = select(Category).order_by(Category.position, Category.id)
+    if not include_inactive:
+        stmt = stmt.where(Category.is_active.is_(True))
+    return list(await session.scalars(stmt))
+
+
+async def get_category(session: AsyncSession, category_id: int) -> Category | None:
+    return await session.get(Category, category_id)
+
+
+async def get_category_by_slug(session: AsyncSession, slug: str) -> Category | None:
+    return await session.scalar(select(Category).where(Category.slug == slug))
+
+
+async def child_category_ids(session: AsyncSession, category_id: int) -> list[int]:
+    return list(await session.scalars(select(Category.id).where(Category.parent_id == category_id)))
+
+
+# --- shops ------------------------------------------------------------------------------------
+
+
+async def get_shop(session: AsyncSession, shop_id: int) -> Shop | None:
+    return await session.get(Shop, shop_id)
+
+
+async def get_shop_by_slug(session: AsyncSession, slug: str) -> Shop | None:
+    return await session.scalar(select(Shop).where(Shop.slug == slug))
+
+
+async def shop_name_taken(session: AsyncSession, name: str, *, except_id: int | None = None) -> bool:
+    stmt = select(func.count()).where(func.lower(Shop.name) == name.lower())
+    if except_id is not None:
+        stmt = stmt.where(Shop.id != except_id)
+    return bool(await session.scalar(stmt))
+
+
+async def slug_taken(session: AsyncSession, slug: str) -> bool:
+    return bool(await session.scalar(select(func.count()).where(Shop.slug == slug)))
+
+
+async def count_owned_shops(session: AsyncSession, user_id: int) -> int:
+    return await session.scalar(select(func.count()).where(Shop.owner_id == user_id)) or 0
+
+
+async def staff_role(session: AsyncSession, shop_id: int, user_id: int) -> str | None:
+    return await session.scalar(
+        select(ShopStaff.role).where(ShopStaff.shop_id == shop_id, ShopStaff.user_id == user_id)
+    )
+
+
+async def list_staff(session: AsyncSession, shop_id: int) -> list[ShopStaff]:
+    return list(
+        await session.scalars(select(ShopStaff).where(ShopStaff.shop_id == shop_id).order_by(ShopStaff.id))
+    )
+
+
+async def remove_staff(session: AsyncSession, shop_id: int, user_id: int) -> bool:
+    result = await session.execute(
+        delete(ShopStaff).where(
+            ShopStaff.shop_id == shop_id, ShopStaff.user_id == user_id, ShopStaff.role != "owner"
+        )
+    )
+    return result.rowcount > 0
+
+
+async def shops_of_member(session: AsyncSession, user_id: int) -> list[Shop]:
+    stmt = (
+        select(Shop)
+        .join(ShopStaff, ShopStaff.shop_id == Shop.id)
+        .where(ShopStaff.user_id == user_id)
+        .order_by(Shop.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def list_shops(session: AsyncSession, *, after_id: int | None, limit: int) -> list[Shop]:
+    stmt = select(Shop).where(Shop.status == "active").order_by(Shop.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Shop.id > after_id)
+    return list(await session.scalars(stmt))
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+async def get_product(session: AsyncSession, product_id: int, *, full: bool = False) -> Product | None:
+    if not full:
+        return await session.get(Product, product_id)
+    stmt = (
+        select(Product)
+        .where(Product.id == product_id)
+        .options(selectinload(Product.options), selectinload(Product.skus), selectinload(Product.images))
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def get_sku(session: AsyncSession, sku_id: int) -> Sku | None:
+    return await session.get(Sku, sku_id)
+
+
+async def sku_codes_taken(
+    session: AsyncSession, shop_id: int, codes: list[str], *, except_sku: int | None = None
+) -> list[str]:
+    if not codes:
+        return []
+    stmt = select(Sku.code).where(Sku.shop_id == shop_id, Sku.code.in_(codes))
+    if except_sku is not None:
+        stmt = stmt.where(Sku.id != except_sku)
+    return list(await session.scalars(stmt))
+
+
+async def count_images(session: AsyncSession, product_id: int) -> int:
+    return await session.scalar(select(func.count()).where(ProductImage.product_id == product_id)) or 0
+
+
+async def get_image(session: AsyncSession, image_id: int) -> ProductImage | None:
+    return await session.get(ProductImage, image_id)
+
+
+async def list_shop_products(
+    session: AsyncSession, shop_id: int, *, statuses: list[str], after_id: int | None, limit: int
+) -> list[Product]:
+    stmt = (
+        select(Product)
+        .where(Product.shop_id == shop_id, Product.status.in_(statuses))
+        .order_by(Product.id.desc())
+        .limit(limit)
+    )
+    if after_id is not None:
+        stmt = stmt.where(Product.id < after_id)
+    return list(await session.scalars(stmt))
+
+
+async def list_category_products(
+    session: AsyncSession, category_ids: list[int], *, after_id: int | None, limit: int
+) -> list[Product]:
+    stmt = (
+        select(Product)
+        .join(Shop, Shop.id == Product.shop_id)
+        .where(
+            Product.category_id.in_(category_ids),
+            Product.status == ProductStatus.published,
+            Shop.status == "active",
+        )
+        .order_by(Product.id.desc())
+        .limit(limit)
+    )
+    if after_id is not None:
+        stmt = stmt.where(Product.id < after_id)
+    return list(await session.scalars(stmt))
+
+
+async def latest_published(session: AsyncSession, limit: int) -> list[Product]:
+    stmt = (
+        select(Product)
+        .join(Shop, Shop.id == Product.shop_id)
+        .where(Product.status == ProductStatus.published, Shop.status == "active")
+        .order_by(Product.published_at.desc(), Product.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    min_price_fen: int
+    max_price_fen: int
+    stock: int
+    image_path: str | None
+
+
+async def card_facts(session: AsyncSession, product_ids: list[int]) -> dict[int, CardFacts]:
+    """Price range, total stock and first image for many products in two queries."""
+    if not product_ids:
+        return {}
+    prices = await session.execute(
+        select(Sku.product_id, func.min(Sku.price_fen), func.max(Sku.price_fen), func.sum(Sku.stock))
+        .where(Sku.product_id.in_(product_ids), Sku.is_active.is_(True))
+        .group_by(Sku.product_id)
+    )
+    facts = {pid: [lo, hi, int(stock or 0), None] for pid, lo, hi, stock in prices}
+    first_pos = (
+        select(ProductImage.product_id, func.min(ProductImage.id).label("image_id"))
+        .where(ProductImage.product_id.in_(product_ids))
+        .group_by(ProductImage.product_id)
+        .subquery()
+    )
+    images = await session.execute(
+        select(ProductImage.product_id, ProductImage.path).join(
+            first_pos, first_pos.c.image_id == ProductImage.id
+        )
+    )
+    for pid, path in images:
+        facts.setdefault(pid, [0, 0, 0, None])[3] = path
+    return {pid: CardFacts(*values) for pid, values in facts.items()}
+
+
+async def shops_by_ids(session: AsyncSession, shop_ids: list[int]) -> dict[int, Shop]:
+    if not shop_ids:
+        return {}
+    return {s.id: s for s in await session.scalars(select(Shop).where(Shop.id.in_(set(shop_ids))))}
+
+
+async def products_by_ids(session: AsyncSession, product_ids: list[int]) -> dict[int, Product]:
+    if not product_ids:
+        return {}
+    return {p.id: p for p in await session.scalars(select(Product).where(Product.id.in_(product_ids)))}
+
+
+# --- search index -----------------------------------------------------------------------------
+
+
+async def index_product(session: AsyncSession, product: Product, extra: str) -> None:
+    """(Re)index one product; ``extra`` carries category and shop names for matching."""
+    title = segmented_text(product.title)
+    body = segmented_text(f"{product.description} {extra}")
+    await unindex_product(session, product.id)
+    if session.bind.dialect.name == "sqlite":
+        await session.execute(
+            text("INSERT INTO product_search(rowid, title, body) VALUES (:id, :title, :body)"),
+            {"id": product.id, "title": title, "body": body},
+        )
+    else:
+        await session.execute(
+            text(
+                "INSERT INTO product_search(product_id, doc) VALUES (:id, "
+                "setweight(to_tsvector('simple', :title), 'A') || setweight(to_tsvector('simple', :body), 'B'))"
+            ),
+            {"id": product.id, "title": title, "body": body},
+        )
+
+
+async def unindex_product(session: AsyncSession, product_id: int) -> None:
+    column = "rowid" if session.bind.dialect.name == "sqlite" else "product_id"
+    await session.execute(text(f"DELETE FROM product_search WHERE {column} = :id"), {"id": product_id})
+
+
+async def search_products(
+    session: AsyncSession, query: str, *, category_ids: list[int] | None, offset: int, limit: int
+) -> list[int]:
+    """Product ids of published products matching every term, best first."""
+    terms = _terms(query)
+    if not terms:
+        return []
+    params: dict[str, object] = {"limit": limit, "offset": offset}
+    category_filter = ""
+    if category_ids:
+        names = []
+        for i, cid in enumerate(category_ids):
+            params[f"c{i}"] = cid
+            names.append(f":c{i}")
+        category_filter = f" AND p.category_id IN ({', '.join(names)})"
+    if session.bind.dialect.name == "sqlite":
+        # Each term is a quoted FTS5 phrase; tokens are letters/digits only, so quoting is safe.
+        params["match"] = " AND ".join('"' + " ".join(t) + '"' for t in terms)
+        sql = (
+            "SELECT p.id FROM product_search s JOIN products p ON p.id = s.rowid "
+            "JOIN shops sh ON sh.id = p.shop_id "
+            "WHERE product_search MATCH :match AND p.status = 'published' AND sh.status = 'active'"
+            f"{category_filter} ORDER BY bm25(product_search, 10.0, 1.0), p.id DESC "
+            "LIMIT :limit OFFSET :offset"
+        )
+    else:
+        parts = []
+        for i, tokens in enumerate(terms):
+            params[f"t{i}"] = " ".join(tokens)
+            parts.append(f"phraseto_tsquery('simple', :t{i})")
+        tsquery = " && ".join(parts)
+        sql = (
+            f"SELECT p.id FROM product_search s JOIN products p ON p.id = s.product_id "
+            "JOIN shops sh ON sh.id = p.shop_id "
+            f"WHERE s.doc @@ ({tsquery}) AND p.status = 'published' AND sh.status = 'active'"
+            f"{category_filter} ORDER BY ts_rank(s.doc, {tsquery}) DESC, p.id DESC "
+            "LIMIT :limit OFFSET :offset"
+        )
+    return list(await session.scalars(text(sql), params))
+
+
+async def staff_user_ids(session: AsyncSession, shop_id: int) -> list[int]:
+    return list(await session.scalars(select(ShopStaff.user_id).where(ShopStaff.shop_id == shop_id)))

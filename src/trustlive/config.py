@@ -1,0 +1,102 @@
+"""Settings, read once from the environment (``TRUSTLIVE_*``).
+
+Every knob has a sensible default so that a fresh clone runs with no configuration: an embedded
+SQLite database and media folder under ``./var``, no Redis, a secret key generated on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"TRUSTLIVE_{name}")
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"TRUSTLIVE_{name} must be an integer, got {raw!r}") from exc
+
+
+def _load_secret(var_dir: Path) -> str:
+    """Use TRUSTLIVE_SECRET_KEY, else a key persisted in var/ so sessions survive restarts."""
+    explicit = _env("SECRET_KEY")
+    if explicit:
+        return explicit
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    var_dir: Path
+    media_dir: Path
+    cookie_secure: str = "auto"  # "auto" (Secure when served over https), "true" or "false"
+    session_days: int = 14
+    token_days: int = 30
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    login_ip_max_failures: int = 50
+    max_upload_bytes: int = 5 * 1024 * 1024
+    default_locale: str = "zh_Hans"
+    debug: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    var_dir = Path(_env("VAR_DIR", str(DEFAULT_VAR_DIR)) or DEFAULT_VAR_DIR)
+    database_url = _env("DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'trustlive.db'}"
+    return Settings(
+        database_url=normalise_database_url(database_url),
+        redis_url=_env("REDIS_URL"),
+        secret_key=_load_secret(var_dir),
+        var_dir=var_dir,
+        media_dir=Path(_env("MEDIA_DIR", str(var_dir / "media")) or var_dir / "media"),
+        cookie_secure=(_env("COOKIE_SECURE", "auto") or "auto").lower(),
+        session_days=_env_int("SESSION_DAYS", 14),
+        token_days=_env_int("TOKEN_DAYS", 30),
+        login_max_failures=_env_int("LOGIN_MAX_FAILURES", 5),
+        login_window_seconds=_env_int("LOGIN_WINDOW_SECONDS", 900),
+        login_ip_max_failures=_env_int("LOGIN_IP_MAX_FAILURES", 50),
+        max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", 5 * 1024 * 1024),
+        default_locale=_env("DEFAULT_LOCALE", "zh_Hans") or "zh_Hans",
+        debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
+    )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual spellings and pick the async driver we ship."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url

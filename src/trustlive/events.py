@@ -1,0 +1,158 @@
+"""Side effects after commit, through a transactional outbox.
+
+A service calls ``record(session, topic, payload)`` inside its unit of work; the event row commits
+or rolls back with the data it describes, so a published event is never lost and never seen before
+its data is committed. The ``OutboxRelay`` delivers committed events to in-process subscribers and,
+when Redis is configured, publishes them on ``trustlive:events`` so that every worker process sees
+them (live rooms fan out from there). Delivery is at least once: handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, Text, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from trustlive.db import Base, BigId, UTCDateTime, transaction, utcnow
+
+log = logging.getLogger(__name__)
+
+REDIS_CHANNEL = "trustlive:events"
+MAX_ATTEMPTS = 10
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    created_at: dt.datetime
+
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+
+def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
+    """Queue an event in the caller's transaction. JSON-serialisable payloads only."""
+    json.dumps(payload)  # fail loudly now, not in the relay
+    session.add(OutboxEvent(topic=topic, payload=payload))
+    session.info["outbox_dirty"] = True
+
+
+class EventBus:
+    """Topic -> handlers. ``*`` subscribes to everything."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    def handlers_for(self, topic: str) -> list[Handler]:
+        return [*self._handlers.get(topic, []), *self._handlers.get("*", [])]
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        redis: Any | None = None,
+        *,
+        poll_seconds: float = 1.0,
+        batch: int = 100,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.bus = bus
+        self.redis = redis
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Deliver one batch of committed, unpublished events. Returns how many were published."""
+        async with self._lock, transaction(self.sessionmaker) as session:
+            stmt = (
+                select(OutboxEvent)
+                .where(OutboxEvent.published_at.is_(None), OutboxEvent.attempts < MAX_ATTEMPTS)
+                .order_by(OutboxEvent.id)
+                .limit(self.batch)
+            )
+            if session.bind.dialect.name == "postgresql":
+                # Several workers may relay at once; each row goes to exactly one of them.
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = (await session.scalars(stmt)).all()
+            published = 0
+            for row in rows:
+                event = Event(row.id, row.topic, dict(row.payload), row.created_at)
+                try:
+                    async with session.begin_nested():
+                        for handler in self.bus.handlers_for(row.topic):
+                            await handler(session, event)
+                    if self.redis is not None:
+                        await self.redis.publish(REDIS_CHANNEL, _encode(event))
+                except Exception as exc:  # a failing handler must not block the others
+                    log.exception("outbox event %s (%s) failed", row.id, row.topic)
+                    row.attempts += 1
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    continue
+                row.attempts += 1
+                row.published_at = utcnow()
+                published += 1
+            return published
+
+    async def drain(self) -> int:
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+
+
+def _encode(event: Event) -> str:
+    return json.dumps(
+        {"id": event.id, "topic": event.topic, "payload": event.payload, "at": event.created_at.isoformat()},
+        ensure_ascii=False,
+    )
+
+
+def decode(message: str | bytes) -> Event:
+    data = json.loads(message)
+    return Event(data["id"], data["topic"], data["payload"], dt.datetime.fromisoformat(data["at"]))

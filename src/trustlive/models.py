@@ -1,0 +1,8 @@
+"""Imports every domain's tables so that Alembic and tests see one complete metadata."""
+
+from trustlive.accounts import models as _accounts  # noqa: F401
+from trustlive.catalog import models as _catalog  # noqa: F401
+from trustlive.db import Base
+from trustlive.events import OutboxEvent as _outbox  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""The web shell: page layout, policies, security middleware, i18n, error pages."""

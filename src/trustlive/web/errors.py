@@ -1,0 +1,129 @@
+"""One place that turns every error into a clear response: JSON under /api, a page elsewhere.
+
+Domain errors keep their status and code. Litestar's own errors (validation, 404, 405, CSRF) are
+mapped onto the same shape. Anything else is a bug: it is logged with its traceback and the client
+gets a plain 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import quote
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.response import Redirect, Template
+
+from trustlive.errors import DomainError, FieldError, Forbidden, NotFound, ValidationFailed
+from trustlive.web import i18n
+
+log = logging.getLogger("trustlive.web")
+
+_KEY_RE = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def wants_json(request: Request[Any, Any, Any]) -> bool:
+    if request.url.path.startswith("/api/") or request.url.path.startswith("/schema"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _from_validation(exc: ValidationException) -> ValidationFailed:
+    fields: list[FieldError] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid value"))
+        key = item.get("key")
+        if not key:
+            found = _KEY_RE.search(message)
+            key = found.group(1) if found else "body"
+        fields.append(FieldError(str(key), message))
+    detail = exc.detail if exc.detail and "Validation failed" not in exc.detail else ""
+    if not fields:
+        found = _KEY_RE.search(detail or "")
+        fields.append(FieldError(found.group(1) if found else "body", detail or "invalid request"))
+    summary = "; ".join(f"{f.field}: {f.message}" for f in fields)
+    return ValidationFailed(summary, fields=fields)
+
+
+def to_domain_error(exc: Exception) -> DomainError:
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, ValidationException):
+        return _from_validation(exc)
+    if isinstance(exc, NotFoundException):
+        return NotFound("no such page or resource")
+    if isinstance(exc, MethodNotAllowedException):
+        err = DomainError("method not allowed here", code="method_not_allowed")
+        err.status_code = 405
+        return err
+    if isinstance(exc, PermissionDeniedException):
+        if "CSRF" in (exc.detail or ""):
+            return Forbidden(
+                "the form expired or came from elsewhere; reload the page and try again", code="csrf_failed"
+            )
+        return Forbidden(exc.detail or "forbidden")
+    if isinstance(exc, NotAuthorizedException):
+        from trustlive.errors import Unauthorized
+
+        return Unauthorized(exc.detail or "sign in first")
+    if isinstance(exc, HTTPException):
+        err = DomainError(exc.detail or "request refused", code="http_error")
+        err.status_code = exc.status_code
+        return err
+    err = DomainError("something went wrong on our side; it has been logged", code="internal_error")
+    err.status_code = 500
+    return err
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    err = to_domain_error(exc)
+    if err.status_code >= 500:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    headers = dict(err.headers)
+    if wants_json(request):
+        return Response(
+            err.to_dict(), status_code=err.status_code, media_type=MediaType.JSON, headers=headers
+        )
+    if err.status_code == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/login?next={quote(target)}")
+    return Template(
+        "error.html",
+        context={
+            "status": err.status_code,
+            "code": err.code,
+            "message": err.message,
+            "fields": err.fields,
+            "title": _title(err.status_code),
+        },
+        status_code=err.status_code,
+        headers=headers,
+    )
+
+
+def _title(status: int) -> str:
+    _ = i18n.gettext
+    return {
+        400: _("That request did not make sense"),
+        403: _("You cannot do that"),
+        404: _("We could not find that"),
+        405: _("That action is not possible here"),
+        409: _("That conflicts with what is already there"),
+        413: _("That file is too large"),
+        415: _("That file type is not accepted"),
+        422: _("Please check what you entered"),
+        429: _("Too many attempts"),
+    }.get(status, _("Something went wrong"))

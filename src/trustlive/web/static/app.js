@@ -1,0 +1,1 @@
+/* trustlive: small hand-written modules; htmx does most of the work. */
