@@ -1,0 +1,185 @@
+"""The ``trustlive`` command line: serve, migrate, seed, demo, user management."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trustlive.config import load_settings
+
+app = typer.Typer(
+    help="trustlive: a trust-first live-commerce platform. Configuration comes from TRUSTLIVE_* "
+    "environment variables (see README).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+user_app = typer.Typer(help="Manage accounts and roles.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+console = Console()
+
+ROLES = ["buyer", "creator", "merchant", "ops", "inspector", "care_specialist"]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (use PostgreSQL for more than 1).")
+    ] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the web UI and JSON API (uvicorn). Run `trustlive migrate` first."""
+    import uvicorn
+
+    settings = load_settings()
+    if workers > 1 and settings.is_sqlite:
+        console.print("[yellow]Several workers on SQLite serialise on its write lock; prefer PostgreSQL.[/]")
+    if workers > 1 and not settings.redis_url:
+        console.print(
+            "[yellow]Without TRUSTLIVE_REDIS_URL each worker only sees its own live-room events.[/]"
+        )
+    uvicorn.run(
+        "trustlive.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database (TRUSTLIVE_DATABASE_URL, default SQLite in ./var) up to date."""
+    from trustlive import migrate as migrations
+
+    settings = load_settings()
+    migrations.upgrade(settings.database_url, revision)
+    console.print(f"[green]database at {revision}[/]: {_redact(settings.database_url)}")
+
+
+@app.command()
+def seed(
+    buyers: Annotated[int, typer.Option(min=0, help="How many generated buyers.")] = 3000,
+) -> None:
+    """Create the demo world (personas, shops, products, buyers). Idempotent: running it twice
+    gives the same world."""
+    from trustlive.sim.demo import seed_demo
+
+    summary = asyncio.run(_run_seed(seed_demo, buyers))
+    console.print(f"[green]demo world ready[/]: {summary}")
+
+
+async def _run_seed(seed_demo, buyers: int):  # type: ignore[no-untyped-def]
+    from rich.progress import Progress
+
+    from trustlive.db import create_engine, create_sessionmaker
+
+    settings = load_settings()
+    engine = create_engine(settings.database_url)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            tasks: dict[str, int] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            return await seed_demo(
+                create_sessionmaker(engine), media_dir=settings.media_dir, buyers=buyers, progress=report
+            )
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    buyers: Annotated[int, typer.Option(min=0, help="How many generated buyers.")] = 3000,
+) -> None:
+    """Migrate, seed the demo world, print the demo logins, then serve."""
+    from trustlive.sim.demo import DEMO_LOGINS, DEMO_PASSWORD
+
+    migrate("head")
+    seed(buyers)
+    table = Table(title=f"Demo logins (password for all: {DEMO_PASSWORD})")
+    table.add_column("username")
+    table.add_column("who")
+    table.add_column("roles")
+    for username, who, roles in DEMO_LOGINS:
+        table.add_row(username, who, ", ".join(roles))
+    console.print(table)
+    console.print(f"[bold]trustlive demo on http://{host}:{port}[/]")
+    serve(host=host, port=port, workers=1, reload=False)
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="3-32 characters: letters, digits, _ . -")],
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", "-r", help=f"Role to grant; repeatable. One of: {', '.join(ROLES)}."),
+    ] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="Name shown to others (default: the username).")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (asked for when omitted; or TRUSTLIVE_NEW_PASSWORD).")
+    ] = None,
+) -> None:
+    """Create an account with roles, e.g. the first ops account:
+    `trustlive user create admin --role ops`."""
+    from trustlive.accounts import service as accounts
+    from trustlive.db import create_engine, create_sessionmaker, transaction
+    from trustlive.errors import DomainError
+
+    roles = role or []
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        raise typer.BadParameter(
+            f"unknown role {bad[0]!r}; choose from {', '.join(ROLES)}", param_hint="--role"
+        )
+    secret = password or os.environ.get("TRUSTLIVE_NEW_PASSWORD") or getpass.getpass("Password: ")
+
+    async def create() -> tuple[int, set[str]]:
+        engine = create_engine(load_settings().database_url)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                user = await accounts.create_user(
+                    session, username=username, password=secret, display_name=display_name, roles=roles
+                )
+                return user.id, await accounts.roles_of(session, user.id)
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id, granted = asyncio.run(create())
+    except DomainError as err:
+        console.print(f"[red]{err.message}[/]")
+        raise typer.Exit(code=2) from None
+    console.print(f"[green]created user {username} (id {user_id})[/] roles: {', '.join(sorted(granted))}")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+if __name__ == "__main__":
+    app()
