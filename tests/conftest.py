@@ -17,6 +17,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+# Real argon2id, at a lower cost so that hundreds of test sign-ins stay fast (set before import).
+os.environ.setdefault("TRUSTLIVE_ARGON2_TIME_COST", "1")
+os.environ.setdefault("TRUSTLIVE_ARGON2_MEMORY_KIB", "8192")
+os.environ.setdefault("TRUSTLIVE_ARGON2_PARALLELISM", "1")
 from litestar.testing import TestClient
 from sqlalchemy import text
 
@@ -103,7 +108,6 @@ async def _wipe(url: str) -> None:
             else:
                 for name in [*tables, "product_search"]:
                     await conn.execute(text(f"DELETE FROM {name}"))
-                await conn.execute(text("DELETE FROM sqlite_sequence"))
     finally:
         await engine.dispose()
 

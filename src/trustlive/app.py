@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Router
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +36,7 @@ from trustlive.web.errors import handle_exception
 from trustlive.web.policy import current_principal, public
 from trustlive.web.security import AuthMiddleware, CSRFGate, LocaleMiddleware, csrf_config
 from trustlive.web.templating import build_environment
+from trustlive.web.validation import strict_json_body
 
 log = logging.getLogger("trustlive")
 
@@ -146,6 +147,7 @@ def create_app(
             AuthMiddleware,
             DefineMiddleware(CSRFGate, config=csrf_config(settings.secret_key, secure_csrf)),
         ],
+        before_request=strict_json_body,
         exception_handlers={Exception: handle_exception},
         template_config=templates,
         openapi_config=OpenAPIConfig(

@@ -16,7 +16,7 @@ from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, en
 from trustlive.web.policy import allow, public, signed_in
 from trustlive.web.security import bearer_token
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, default=DEFAULT_LIMIT)]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
 
 
 def user_out(user: User, roles: set[str]) -> UserOut:
@@ -82,7 +82,7 @@ async def me_detail(me: service.Principal, db: AsyncSession) -> UserOut:
 async def list_users(
     me: service.Principal,
     db: AsyncSession,
-    limit: Limit,
+    limit: Limit = DEFAULT_LIMIT,
     q: Annotated[str | None, Parameter(max_length=64)] = None,
     role: Annotated[str | None, Parameter(max_length=32)] = None,
     cursor: Annotated[str | None, Parameter(max_length=200)] = None,

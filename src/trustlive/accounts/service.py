@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import hashlib
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -33,7 +34,20 @@ ALL_ROLES = frozenset(r.value for r in Role)
 USERNAME_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{2,31}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
-_hasher = PasswordHasher()
+
+def _make_hasher() -> PasswordHasher:
+    """argon2id with the library's defaults; TRUSTLIVE_ARGON2_TIME_COST / _MEMORY_KIB / _PARALLELISM
+    tune it (the test suite lowers the cost; hashes made with other settings are upgraded at the
+    next sign-in)."""
+    defaults = PasswordHasher()
+    return PasswordHasher(
+        time_cost=int(os.environ.get("TRUSTLIVE_ARGON2_TIME_COST", defaults.time_cost)),
+        memory_cost=int(os.environ.get("TRUSTLIVE_ARGON2_MEMORY_KIB", defaults.memory_cost)),
+        parallelism=int(os.environ.get("TRUSTLIVE_ARGON2_PARALLELISM", defaults.parallelism)),
+    )
+
+
+_hasher = _make_hasher()
 # Verified against when the username does not exist, so both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 

@@ -34,7 +34,7 @@ from trustlive.config import Settings
 from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from trustlive.web.policy import allow, public, signed_in
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, default=DEFAULT_LIMIT)]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 
@@ -71,7 +71,9 @@ async def update_category(
 
 
 @get("/categories/{slug:str}/products", tags=["catalog"], **public())
-async def category_products(slug: str, db: AsyncSession, limit: Limit, cursor: Cursor = None) -> ProductPage:
+async def category_products(
+    slug: str, db: AsyncSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> ProductPage:
     category = await service.get_category_by_slug(db, slug)
     items = await service.category_products(db, category, after_id=_page_after(cursor), limit=limit + 1)
     return _product_page(items, limit)
@@ -81,7 +83,7 @@ async def category_products(slug: str, db: AsyncSession, limit: Limit, cursor: C
 
 
 @get("/shops", tags=["catalog"], **public())
-async def list_shops(db: AsyncSession, limit: Limit, cursor: Cursor = None) -> ShopPage:
+async def list_shops(db: AsyncSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> ShopPage:
     after = decode_cursor(cursor, "after")
     shops = await service.list_shops(db, after_id=after["after"] if after else None, limit=limit + 1)
     items = [service.shop_out(s) for s in shops[:limit]]
@@ -140,7 +142,7 @@ async def shop_products(
     shop_id: int,
     db: AsyncSession,
     viewer: Principal | None,
-    limit: Limit,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     include_unpublished: bool = False,
 ) -> ProductPage:
@@ -221,7 +223,7 @@ async def delete_image(product_id: int, image_id: int, me: Principal, db: AsyncS
 async def search(
     db: AsyncSession,
     q: Annotated[str, Parameter(min_length=1, max_length=100)],
-    limit: Limit,
+    limit: Limit = DEFAULT_LIMIT,
     category_id: int | None = None,
     cursor: Cursor = None,
 ) -> ProductPage:

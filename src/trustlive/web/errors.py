@@ -29,6 +29,8 @@ from trustlive.web import i18n
 log = logging.getLogger("trustlive.web")
 
 _KEY_RE = re.compile(r"at `\$\.?([^`]*)`")
+_MISSING_RE = re.compile(r"missing required field `([^`]*)`")
+_UNKNOWN_RE = re.compile(r"unknown field `([^`]*)`")
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -45,17 +47,26 @@ def _from_validation(exc: ValidationException) -> ValidationFailed:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", "invalid value"))
-        key = item.get("key")
-        if not key:
-            found = _KEY_RE.search(message)
-            key = found.group(1) if found else "body"
-        fields.append(FieldError(str(key), message))
+        fields.append(FieldError(field_from_message(message, item.get("key")), message))
     detail = exc.detail if exc.detail and "Validation failed" not in exc.detail else ""
     if not fields:
         found = _KEY_RE.search(detail or "")
         fields.append(FieldError(found.group(1) if found else "body", detail or "invalid request"))
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields)
     return ValidationFailed(summary, fields=fields)
+
+
+def field_from_message(message: str, key: object) -> str:
+    """The most specific field a msgspec/Litestar message names ("$.skus[0].price_fen")."""
+    path = _KEY_RE.search(message)
+    prefix = path.group(1) if path else ""
+    for pattern in (_MISSING_RE, _UNKNOWN_RE):
+        found = pattern.search(message)
+        if found:
+            return f"{prefix}.{found.group(1)}" if prefix else found.group(1)
+    if prefix:
+        return prefix
+    return str(key) if key and key != "data" else "body"
 
 
 def to_domain_error(exc: Exception) -> DomainError:

@@ -1,0 +1,43 @@
+"""Strict JSON bodies.
+
+Litestar converts request data leniently (it must: query strings are text), which would let a
+JSON body send ``"price_fen": "59.00"`` and have it silently read as 59 fen. Every JSON body is
+therefore first decoded strictly against the handler's msgspec struct; a wrong type is a 422
+naming the field, before the handler runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from trustlive.errors import BadRequest, FieldError, ValidationFailed
+from trustlive.web.errors import field_from_message
+
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def from_msgspec(exc: msgspec.ValidationError) -> ValidationFailed:
+    message = str(exc)
+    field = field_from_message(message, None)
+    return ValidationFailed(f"{field}: {message}", fields=[FieldError(field, message)])
+
+
+async def strict_json_body(request: Request[Any, Any, Any]) -> None:
+    if request.method not in _BODY_METHODS:
+        return
+    parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
+    annotation = getattr(parameter, "annotation", None)
+    if not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
+        return
+    if request.content_type[0] != "application/json":
+        return
+    body = await request.body()
+    try:
+        msgspec.json.decode(body, type=annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        raise from_msgspec(exc) from None
+    except msgspec.DecodeError:
+        raise BadRequest("body: not valid JSON", field="body", code="malformed_json") from None
