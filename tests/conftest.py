@@ -163,3 +163,19 @@ def users(client: TestClient, settings: Settings) -> dict[str, dict[str, str]]:
     return {
         name: token_for(client, name) for name in ("buyer1", "merchant1", "merchant2", "ops1", "creator1")
     }
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Say plainly which database/Redis/browser tests did not run and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if any(word in reason for word in ("postgres", "redis", "chromium")):
+            reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("services not available: these tests were skipped")
+        for reason, count in sorted(reasons.items()):
+            terminalreporter.write_line(f"{count:4d} skipped: {reason}")

@@ -115,9 +115,11 @@ def create_app(
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                app.state.relay.stop()
+                try:
+                    await asyncio.wait_for(task, timeout=10)
+                except TimeoutError:
+                    log.warning("outbox relay did not stop within 10 s; cancelling it")
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()

@@ -91,8 +91,15 @@ class OutboxRelay:
         self.batch = batch
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask ``run_forever`` to return after the pass in progress. Cancelling it mid-pass could
+        abandon a database connection inside an open transaction (on SQLite: a held write lock)."""
+        self._stopping = True
         self._wake.set()
 
     async def run_once(self) -> int:
@@ -134,7 +141,7 @@ class OutboxRelay:
         return total
 
     async def run_forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.drain()
             except asyncio.CancelledError:
