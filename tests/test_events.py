@@ -82,9 +82,15 @@ def test_outbox_delivers_committed_events_once(db_url: str) -> None:
     assert result["seen"] == [("demo.committed", {"n": 1}), ("demo.after_flaky", {"n": 3})]
     assert result["published"] == 2 and result["again"] == 0
     state = result["state"]
-    assert [s[0] for s in state] == ["demo.committed", "demo.flaky", "demo.after_flaky"]  # rollback left nothing
+    assert [s[0] for s in state] == [
+        "demo.committed",
+        "demo.flaky",
+        "demo.after_flaky",
+    ]  # rollback left nothing
     flaky = state[1]
-    assert flaky[1] is False and flaky[2] >= 1 and "handler failed" in flaky[3]  # kept for retry, with the error
+    assert (
+        flaky[1] is False and flaky[2] >= 1 and "handler failed" in flaky[3]
+    )  # kept for retry, with the error
 
 
 @pytest.mark.redis

@@ -18,7 +18,9 @@ def test_parse_yuan(text: str, fen: int) -> None:
     assert parse_yuan(text) == fen
 
 
-@pytest.mark.parametrize("text", ["", "abc", "-3", "1.234", "1e5", "12.", ".5", "NaN", "1 000", "99999999999"])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "-3", "1.234", "1e5", "12.", ".5", "NaN", "1 000", "99999999999"]
+)
 def test_parse_yuan_rejects(text: str) -> None:
     with pytest.raises(ValidationFailed) as info:
         parse_yuan(text, field="price")
