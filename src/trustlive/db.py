@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -109,3 +109,25 @@ async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIt
         except BaseException:
             await session.rollback()
             raise
+
+
+# --- files that belong to a transaction -------------------------------------------------------
+
+_FILES_KEY = "trustlive_files_written"
+
+
+def delete_on_rollback(session: AsyncSession | Session, path: Path) -> None:
+    """Remove ``path`` if the transaction that wrote it rolls back, so an upload refused later in
+    the same request (or a failed commit) leaves no orphan file behind."""
+    session.info.setdefault(_FILES_KEY, []).append(path)
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_files(session: Session) -> None:
+    session.info.pop(_FILES_KEY, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _remove_files(session: Session) -> None:
+    for path in session.info.pop(_FILES_KEY, []):
+        path.unlink(missing_ok=True)

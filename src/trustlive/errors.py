@@ -6,7 +6,13 @@ Services raise these; the web layer turns them into a JSON body (``/api``) or a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TypeVar
+
+import msgspec
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 @dataclass
@@ -91,3 +97,40 @@ class TooManyRequests(DomainError):
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
+
+
+_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
+_MISSING_RE = re.compile(r"missing required field `([^`]*)`")
+_UNKNOWN_RE = re.compile(r"unknown field `([^`]*)`")
+
+
+def field_from_message(message: str, key: object = None) -> str:
+    """The most specific field a msgspec/Litestar message names ("skus[0].price_fen")."""
+    path = _PATH_RE.search(message)
+    prefix = path.group(1) if path else ""
+    for pattern in (_MISSING_RE, _UNKNOWN_RE):
+        found = pattern.search(message)
+        if found:
+            return f"{prefix}.{found.group(1)}" if prefix else found.group(1)
+    if prefix:
+        return prefix
+    return str(key) if key and key != "data" else "body"
+
+
+def from_msgspec(exc: msgspec.ValidationError) -> ValidationFailed:
+    message = str(exc)
+    field = field_from_message(message)
+    text = _PATH_RE.sub("", message).strip(" -") or message
+    return ValidationFailed(f"{field}: {text}", fields=[FieldError(field, text)])
+
+
+def validated(data: S) -> S:
+    """Re-check a msgspec struct against its own constraints.
+
+    Structs built in Python (CLI, simulator, tests) skip the checks that decoding a request
+    applies; services call this so every caller meets the same rules.
+    """
+    try:
+        return msgspec.convert(msgspec.to_builtins(data), type(data))
+    except msgspec.ValidationError as exc:
+        raise from_msgspec(exc) from None

@@ -33,6 +33,7 @@ from trustlive.errors import (
 ALL_ROLES = frozenset(r.value for r in Role)
 USERNAME_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{2,31}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+MAX_PAGE = 1000  # rows per listing call, whoever the caller is
 
 
 def _make_hasher() -> PasswordHasher:
@@ -212,6 +213,7 @@ async def list_users(
     _require_ops(actor)
     if role is not None:
         check_roles([role])
+    limit = max(1, min(limit, MAX_PAGE))
     users = await repo.list_users(session, query=query, role=role, after_id=after_id, limit=limit)
     roles = await repo.roles_of_many(session, [u.id for u in users])
     return [(u, roles[u.id]) for u in users]

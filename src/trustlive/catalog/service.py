@@ -51,7 +51,7 @@ from trustlive.catalog.schemas import (
     SkuPatch,
     StaffOut,
 )
-from trustlive.db import utcnow
+from trustlive.db import delete_on_rollback, utcnow
 from trustlive.errors import (
     Conflict,
     FieldError,
@@ -61,6 +61,7 @@ from trustlive.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    validated,
 )
 from trustlive.money import check_price
 
@@ -107,6 +108,7 @@ async def get_category_by_slug(session: AsyncSession, slug: str) -> Category:
 
 
 async def create_category(session: AsyncSession, actor: Principal, data: CategoryIn) -> Category:
+    data = validated(data)
     _require_ops(actor)
     if await repo.get_category_by_slug(session, data.slug):
         raise Conflict("slug: a category with this slug exists", field="slug", code="slug_taken")
@@ -131,6 +133,7 @@ async def create_category(session: AsyncSession, actor: Principal, data: Categor
 async def update_category(
     session: AsyncSession, actor: Principal, category_id: int, patch: CategoryPatch
 ) -> Category:
+    patch = validated(patch)
     _require_ops(actor)
     category = await get_category(session, category_id)
     for name in patch.__struct_fields__:
@@ -193,6 +196,7 @@ def _slug_from_name(name: str) -> str:
 
 
 async def open_shop(session: AsyncSession, actor: Principal, data: ShopIn) -> Shop:
+    data = validated(data)
     if not actor.has("merchant"):
         raise Forbidden("only merchants can open a shop", code="role_required")
     if await repo.count_owned_shops(session, actor.id):
@@ -222,6 +226,7 @@ async def open_shop(session: AsyncSession, actor: Principal, data: ShopIn) -> Sh
 
 
 async def update_shop(session: AsyncSession, actor: Principal, shop_id: int, patch: ShopPatch) -> Shop:
+    patch = validated(patch)
     shop = await _authorize_shop(session, actor, shop_id, owner_only=True)
     if patch.name is not None:
         name = patch.name.strip()
@@ -241,7 +246,7 @@ async def set_shop_logo(
     session: AsyncSession, actor: Principal, shop_id: int, upload: Upload, media_dir: Path, max_bytes: int
 ) -> Shop:
     shop = await _authorize_shop(session, actor, shop_id, owner_only=True)
-    stored = store_image(upload, media_dir, f"shops/{shop.id}", max_bytes)
+    stored = store_image(session, upload, media_dir, f"shops/{shop.id}", max_bytes)
     shop.logo_path = stored.path
     await session.flush()
     return shop
@@ -329,6 +334,7 @@ async def _next_sku_codes(session: AsyncSession, shop_id: int, product_id: int, 
 
 
 async def create_product(session: AsyncSession, actor: Principal, shop_id: int, data: ProductIn) -> Product:
+    data = validated(data)
     shop = await _authorize_shop(session, actor, shop_id)
     category = await get_category(session, data.category_id)
     if not category.is_active:
@@ -390,6 +396,7 @@ async def _authorize_product(session: AsyncSession, actor: Principal, product_id
 async def update_product(
     session: AsyncSession, actor: Principal, product_id: int, patch: ProductPatch
 ) -> Product:
+    patch = validated(patch)
     product = await _authorize_product(session, actor, product_id)
     if patch.title is not None:
         if not patch.title.strip():
@@ -411,6 +418,7 @@ async def update_product(
 async def update_sku(
     session: AsyncSession, actor: Principal, product_id: int, sku_id: int, patch: SkuPatch
 ) -> Sku:
+    patch = validated(patch)
     product = await _authorize_product(session, actor, product_id)
     sku = await repo.get_sku(session, sku_id)
     if sku is None or sku.product_id != product.id:
@@ -505,7 +513,7 @@ class StoredImage:
 
 
 def store_image(
-    upload: Upload, media_dir: Path, folder: str, max_bytes: int, field: str = "file"
+    session: AsyncSession, upload: Upload, media_dir: Path, folder: str, max_bytes: int, field: str = "file"
 ) -> StoredImage:
     """Check that ``upload`` really is a JPEG/PNG/WebP of sane size, then write it under media_dir."""
     if len(upload.data) == 0:
@@ -532,6 +540,7 @@ def store_image(
     target = media_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(upload.data)
+    delete_on_rollback(session, target)
     return StoredImage(relative, content_type, len(upload.data), width, height)
 
 
@@ -544,7 +553,7 @@ async def add_image(
         raise Conflict(
             f"file: a product has at most {MAX_IMAGES} images", field="file", code="too_many_images"
         )
-    stored = store_image(upload, media_dir, f"products/{product.id}", max_bytes)
+    stored = store_image(session, upload, media_dir, f"products/{product.id}", max_bytes)
     image = ProductImage(
         product_id=product.id,
         path=stored.path,

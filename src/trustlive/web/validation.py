@@ -13,16 +13,9 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from trustlive.errors import BadRequest, FieldError, ValidationFailed
-from trustlive.web.errors import field_from_message
+from trustlive.errors import BadRequest, from_msgspec
 
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def from_msgspec(exc: msgspec.ValidationError) -> ValidationFailed:
-    message = str(exc)
-    field = field_from_message(message, None)
-    return ValidationFailed(f"{field}: {message}", fields=[FieldError(field, message)])
 
 
 async def strict_json_body(request: Request[Any, Any, Any]) -> None:
