@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENDOR := src/trustlive/web/static/vendor
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: help setup assets browser migrate seed demo serve test lint format i18n lock clean
 

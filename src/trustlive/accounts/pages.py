@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
@@ -14,13 +15,18 @@ from trustlive.accounts import service
 from trustlive.accounts.api import client_ip
 from trustlive.accounts.models import Role
 from trustlive.accounts.schemas import RegisterIn
+from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.errors import DomainError
 from trustlive.web.forms import parse, text
+from trustlive.web.i18n import N_
 from trustlive.web.policy import allow, public, signed_in
 from trustlive.web.security import SESSION_COOKIE
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+# Role names are shown through _(role); listed here so that extraction puts them in the catalog.
+ROLE_LABELS = (N_("buyer"), N_("creator"), N_("merchant"), N_("ops"), N_("inspector"), N_("care_specialist"))
 
 
 def _safe_next(value: str | None) -> str:
@@ -142,27 +148,54 @@ async def logout(request: Request[Any, Any, Any], db: AsyncSession) -> Redirect:
 @get("/me", **signed_in())
 async def my_account(me: service.Principal, db: AsyncSession) -> Template:
     user = await service.get_user(db, me.id)
-    return Template("accounts/me.html", context={"user": user, "roles": sorted(me.roles)})
+    shops = await catalog.shops_of(db, me)  # staff without the merchant role reach the console here
+    return Template("accounts/me.html", context={"user": user, "roles": sorted(me.roles), "shops": shops})
+
+
+async def _ops_users_page(
+    db: AsyncSession, me: service.Principal, query: str | None, **extra: Any
+) -> Template:
+    status = extra.pop("status_code", 200)
+    rows = await service.list_users(db, me, query=query, limit=50)
+    return Template(
+        "accounts/ops_users.html",
+        context={
+            "rows": rows,
+            "q": query or "",
+            "all_roles": [r.value for r in Role],
+            "error": None,
+            **extra,
+        },
+        status_code=status,
+    )
 
 
 @get("/ops/users", **allow(Role.ops))
 async def ops_users(me: service.Principal, db: AsyncSession, request: Request[Any, Any, Any]) -> Template:
     query = (request.query_params.get("q") or "").strip()[:64] or None
-    rows = await service.list_users(db, me, query=query, limit=50)
-    return Template(
-        "accounts/ops_users.html",
-        context={"rows": rows, "q": query or "", "all_roles": [r.value for r in Role]},
-    )
+    return await _ops_users_page(db, me, query)
 
 
 @post("/ops/users/{user_id:int}/roles", **allow(Role.ops))
-async def ops_set_role(user_id: int, data: Form, me: service.Principal, db: AsyncSession) -> Redirect:
+async def ops_set_role(
+    user_id: int, data: Form, me: service.Principal, db: AsyncSession
+) -> Template | Redirect:
     role, action = text(data, "role"), text(data, "action")
-    if action == "revoke":
-        await service.revoke_role(db, me, user_id, role)
-    else:
-        await service.grant_role(db, me, user_id, role)
-    return Redirect(f"/ops/users?q={user_id}", status_code=303)
+    username = (await service.get_user(db, user_id)).username  # kept: a rollback expires the row
+    try:
+        if action == "revoke":
+            await service.revoke_role(db, me, user_id, role)
+        else:
+            await service.grant_role(db, me, user_id, role)
+    except DomainError as err:
+        await db.rollback()
+        if err.status_code == 403:
+            raise
+        return await _ops_users_page(
+            db, me, username, error=err, error_user=user_id, status_code=err.status_code
+        )
+    # Back to the same account: the list's search matches usernames, so search for this one.
+    return Redirect(f"/ops/users?q={quote(username)}&changed={user_id}", status_code=303)
 
 
 routes = [

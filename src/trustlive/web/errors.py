@@ -23,14 +23,21 @@ from litestar.exceptions import (
 )
 from litestar.response import Redirect, Template
 
-from trustlive.errors import DomainError, FieldError, Forbidden, NotFound, ValidationFailed
+from trustlive.errors import (
+    DomainError,
+    FieldError,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    field_from_message,
+)
 from trustlive.web import i18n
+from trustlive.web.i18n import N_
+from trustlive.web.security import LANG_COOKIE
 
 log = logging.getLogger("trustlive.web")
 
 _KEY_RE = re.compile(r"at `\$\.?([^`]*)`")
-_MISSING_RE = re.compile(r"missing required field `([^`]*)`")
-_UNKNOWN_RE = re.compile(r"unknown field `([^`]*)`")
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -56,34 +63,22 @@ def _from_validation(exc: ValidationException) -> ValidationFailed:
     return ValidationFailed(summary, fields=fields)
 
 
-def field_from_message(message: str, key: object) -> str:
-    """The most specific field a msgspec/Litestar message names ("$.skus[0].price_fen")."""
-    path = _KEY_RE.search(message)
-    prefix = path.group(1) if path else ""
-    for pattern in (_MISSING_RE, _UNKNOWN_RE):
-        found = pattern.search(message)
-        if found:
-            return f"{prefix}.{found.group(1)}" if prefix else found.group(1)
-    if prefix:
-        return prefix
-    return str(key) if key and key != "data" else "body"
-
-
 def to_domain_error(exc: Exception) -> DomainError:
     if isinstance(exc, DomainError):
         return exc
     if isinstance(exc, ValidationException):
         return _from_validation(exc)
     if isinstance(exc, NotFoundException):
-        return NotFound("no such page or resource")
+        return NotFound(N_("no such page or resource"))
     if isinstance(exc, MethodNotAllowedException):
-        err = DomainError("method not allowed here", code="method_not_allowed")
+        err = DomainError(N_("method not allowed here"), code="method_not_allowed")
         err.status_code = 405
         return err
     if isinstance(exc, PermissionDeniedException):
         if "CSRF" in (exc.detail or ""):
             return Forbidden(
-                "the form expired or came from elsewhere; reload the page and try again", code="csrf_failed"
+                N_("the form expired or came from elsewhere; reload the page and try again"),
+                code="csrf_failed",
             )
         return Forbidden(exc.detail or "forbidden")
     if isinstance(exc, NotAuthorizedException):
@@ -94,7 +89,7 @@ def to_domain_error(exc: Exception) -> DomainError:
         err = DomainError(exc.detail or "request refused", code="http_error")
         err.status_code = exc.status_code
         return err
-    err = DomainError("something went wrong on our side; it has been logged", code="internal_error")
+    err = DomainError(N_("something went wrong on our side; it has been logged"), code="internal_error")
     err.status_code = 500
     return err
 
@@ -108,6 +103,15 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return Response(
             err.to_dict(), status_code=err.status_code, media_type=MediaType.JSON, headers=headers
         )
+    # Errors raised by middleware (CSRF) are rendered after LocaleMiddleware has reset the language,
+    # and unmatched paths never reach it: set the request's language again for the page. The value
+    # lives in this request's context only (each request runs in its own task).
+    locale = request.scope.get("state", {}).get("locale") or i18n.negotiate(
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("accept-language"),
+        request.app.state.settings.default_locale,
+    )
+    i18n.set_locale(locale)
     if err.status_code == 401:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target)}")
@@ -116,7 +120,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         context={
             "status": err.status_code,
             "code": err.code,
-            "message": err.message,
+            # JSON keeps the English text; pages translate the messages the catalog knows.
+            "message": i18n.gettext(err.message),
             "fields": err.fields,
             "title": _title(err.status_code),
         },

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from trustlive.errors import FieldError, ValidationFailed
+from trustlive.errors import DomainError, FieldError, ValidationFailed
+from trustlive.money import check_price, parse_yuan
+from trustlive.web.i18n import gettext
 
 T = TypeVar("T")
 
@@ -31,3 +33,74 @@ def text(data: dict[str, Any], name: str, default: str = "") -> str:
     if isinstance(value, list):
         value = value[0] if value else default
     return str(value).strip() if value is not None else default
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    """The error for one form field: "<field>: <message>", naming the field for the form."""
+    return ValidationFailed(f"{field}: {message}", fields=[FieldError(field, message)])
+
+
+def checked(data: dict[str, Any], name: str) -> bool:
+    """An HTML checkbox: present (any value but "false"/"0"/"off") means ticked."""
+    return text(data, name).lower() not in ("", "0", "false", "off")
+
+
+def integer(data: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:
+    """A whole number typed into a form field, within bounds; the error names the field."""
+    raw = text(data, name).replace(",", "")
+    bounds = {"min": minimum, "max": maximum}
+    if not re.fullmatch(r"-?\d{1,12}", raw):
+        raise invalid(name, gettext("enter a whole number from %(min)s to %(max)s") % bounds)
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise invalid(name, gettext("must be from %(min)s to %(max)s") % bounds)
+    return value
+
+
+def yuan(data: dict[str, Any], name: str) -> int:
+    """A price typed in yuan ("12.50") as fen, greater than zero and below the platform maximum."""
+    return check_price(parse_yuan(text(data, name), field=name), field=name)
+
+
+_PERCENT_RE = re.compile(r"^(\d{1,3})(?:\.(\d{1,2}))?$")
+
+
+def percent_bp(data: dict[str, Any], name: str) -> int:
+    """A rate typed as a percentage ("5", "0.6", "12.25") in basis points (500, 60, 1225)."""
+    found = _PERCENT_RE.match(text(data, name).removesuffix("%").strip())
+    bp = int(found.group(1)) * 100 + int((found.group(2) or "").ljust(2, "0")) if found else -1
+    if not 0 <= bp <= 10_000:
+        raise invalid(name, gettext("enter a percentage from 0 to 100, at most two decimals (e.g. 5 or 0.6)"))
+    return bp
+
+
+def split_values(raw: str) -> list[str]:
+    """Option values as merchants type them: "73 80 90", "S, M, L" or "米白，浅粉、藏青".
+
+    Commas (also the full-width "，" and "、") win when present, so a value may contain spaces.
+    """
+    raw = raw.strip()
+    if re.search(r"[,，、;；]", raw):
+        parts = re.split(r"[,，、;；]", raw)
+    else:
+        parts = raw.split()
+    return [p.strip() for p in parts if p.strip()]
+
+
+def bad_fields(err: DomainError | None, aliases: dict[str, str] | None = None) -> set[str]:
+    r"""Form field names an error points at, so the form can mark those inputs.
+
+    ``aliases`` maps a regular expression over API field paths (``skus\[\d+\]\.price_fen``) to the
+    form's own field name (``price``) where the two differ.
+    """
+    if err is None:
+        return set()
+    found: set[str] = set()
+    for f in err.fields:
+        name = f.field
+        for pattern, alias in (aliases or {}).items():
+            if re.fullmatch(pattern, name):
+                name = alias
+                break
+        found.add(name)
+    return found

@@ -66,6 +66,11 @@ def gettext(message: str) -> str:
     return translations(_current.get()).gettext(message)
 
 
+def N_(message: str) -> str:
+    """Mark a string for extraction only; it is translated where it is shown, e.g. ``_(role)``."""
+    return message
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_current.get()).ngettext(singular, plural, n)
 

@@ -1,4 +1,4 @@
-"""Pages of the shell itself: home (the shelf's front), language switch, health check."""
+"""Pages of the shell itself: home (the shelf's front), the ops console front, language switch, health."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.web.i18n import LOCALES
-from trustlive.web.policy import public
+from trustlive.web.policy import allow, public
 from trustlive.web.security import LANG_COOKIE
 
 
@@ -21,6 +21,12 @@ async def home(db: AsyncSession, viewer: Principal | None) -> Template:
     categories = await catalog.list_categories(db)
     latest = await catalog.latest_products(db, 24)
     return Template("home.html", context={"categories": categories, "products": latest, "viewer": viewer})
+
+
+@get("/ops", **allow("ops"))
+async def ops_home() -> Template:
+    """The ops console's front: links to each area ops manage."""
+    return Template("ops.html")
 
 
 @get("/lang/{locale:str}", **public())
@@ -42,4 +48,4 @@ async def health(db: AsyncSession) -> Response[dict[str, str]]:
     return Response({"status": "ok"})
 
 
-routes = [home, switch_language, health]
+routes = [home, ops_home, switch_language, health]

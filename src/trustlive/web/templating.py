@@ -23,6 +23,18 @@ def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(UI_TZ).strftime(fmt)
 
 
+def percent(basis_points: int) -> str:
+    """500 -> "5", 60 -> "0.6", 1225 -> "12.25": a rate as people type it."""
+    whole, rest = divmod(int(basis_points), 100)
+    return f"{whole}.{rest:02d}".rstrip("0").rstrip(".")
+
+
+def yuan(amount: int) -> str:
+    """Fen as the plain yuan text a price input holds: 129900 -> "1299.00"."""
+    whole, fen = divmod(int(amount), 100)
+    return f"{whole}.{fen:02d}"
+
+
 def build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
@@ -34,6 +46,8 @@ def build_environment() -> Environment:
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["fen"] = format_fen
     env.filters["local_time"] = local_time
+    env.filters["percent"] = percent
+    env.filters["yuan"] = yuan
     env.globals.update(
         locales=i18n.LOCALES,
         current_locale=i18n.current_locale,
