@@ -100,3 +100,23 @@ def test_error_pages_raised_outside_the_handlers_follow_the_language(web: TestCl
     web.cookies.set("tl_lang", "zh_Hans")
     assert "表单已过期" in web.post("/login", data={"username": "x", "password": "y"}).text
     assert "没有找到相关内容" in web.get("/no/such/page", headers={"Accept-Language": "en"}).text
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"), [("zh_Hans", "用户名或密码错误"), ("en", "Wrong username or password.")]
+)
+def test_service_errors_are_explained_in_the_page_language(
+    sqlite_url: str, tmp_path: Path, lang: str, expected: str
+) -> None:
+    with TestClient(create_app(make_settings(sqlite_url, tmp_path))) as client:
+        client.cookies.set("tl_lang", lang)
+        page = client.get("/login")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        response = client.post(
+            "/login", data={"username": "nobody", "password": "wrong-pass", "_csrf_token": token}
+        )
+        assert response.status_code == 401
+        assert expected in response.text
+        # The API keeps its stable English message for programs.
+        api = client.post("/api/v1/auth/token", json={"username": "nobody", "password": "wrong-pass"})
+        assert api.json()["error"]["message"] == "wrong username or password"

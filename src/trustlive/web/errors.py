@@ -121,13 +121,53 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             "status": err.status_code,
             "code": err.code,
             # JSON keeps the English text; pages translate the messages the catalog knows.
-            "message": i18n.gettext(err.message),
+            "message": explain(err),
             "fields": err.fields,
             "title": _title(err.status_code),
         },
         status_code=err.status_code,
         headers=headers,
     )
+
+
+# What a person is told on a page, per error code. Service messages are written for API clients
+# (English, with field paths); pages show these instead, translated. Validation errors keep their
+# own message: forms raise them with a specific, translated text.
+ERROR_TEXT = {
+    "invalid_credentials": N_("Wrong username or password."),
+    "login_throttled": N_("Too many failed sign-ins. Please wait a while and try again."),
+    "username_taken": N_("That username is already taken."),
+    "role_not_self_service": N_("That role can only be granted by platform operations."),
+    "role_required": N_("Your account does not have the role this needs."),
+    "ops_only": N_("Only platform operations can do this."),
+    "self_demotion": N_("You cannot remove your own ops role."),
+    "user_not_found": N_("There is no account with that username."),
+    "shop_exists": N_("You already own a shop."),
+    "shop_name_taken": N_("Another shop already uses this name."),
+    "slug_taken": N_("That address is already taken."),
+    "shop_not_found": N_("We could not find that shop."),
+    "not_your_shop": N_("This is not your shop."),
+    "already_staff": N_("That account is already on this shop's staff."),
+    "staff_not_found": N_("That account is not on this shop's staff (the owner cannot be removed)."),
+    "category_not_found": N_("We could not find that category."),
+    "product_not_found": N_("We could not find that product."),
+    "sku_not_found": N_("We could not find that SKU."),
+    "image_not_found": N_("We could not find that image."),
+    "sku_code_taken": N_("That SKU code is already used in this shop."),
+    "no_active_sku": N_("A product needs at least one SKU on sale before it can be published."),
+    "category_closed": N_("This product's category is closed."),
+    "not_published": N_("Only a published product can be taken off the shelf."),
+    "too_many_images": N_("A product can have at most 9 images."),
+    "payload_too_large": N_("That file is too large."),
+    "unsupported_media_type": N_("Only JPEG, PNG or WebP images are accepted."),
+    "bad_cursor": N_("That page link is broken; start again from the first page."),
+}
+
+
+def explain(err: DomainError) -> str:
+    """The message a page shows for ``err``, in the request's language."""
+    text = ERROR_TEXT.get(err.code)
+    return i18n.gettext(text) if text else i18n.gettext(err.message)
 
 
 def _title(status: int) -> str:

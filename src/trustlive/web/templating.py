@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from trustlive.money import format_fen
 from trustlive.web import i18n
+from trustlive.web.errors import explain
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 UI_TZ = ZoneInfo("Asia/Shanghai")
@@ -44,6 +45,7 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["explain"] = explain
     env.filters["fen"] = format_fen
     env.filters["local_time"] = local_time
     env.filters["percent"] = percent
