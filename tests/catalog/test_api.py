@@ -399,3 +399,49 @@ def test_category_browse_includes_children(client: TestClient, world: dict) -> N
         items = client.get(f"/api/v1/categories/{slug}/products").json()["items"]
         assert [p["title"] for p in items] == ["立方体床垫"], slug
     assert client.get("/api/v1/categories/kids/products").json()["items"] == []
+
+
+def test_categories_move_between_parents(client: TestClient, world: dict) -> None:
+    ops = world["ops1"]
+    furniture = add_category(client, ops, "furniture", "家具")
+    mattresses = add_category(client, ops, "mattresses", "床垫", parent_id=furniture["id"])
+    url = f"/api/v1/categories/{mattresses['id']}"
+    moved = client.patch(url, json={"parent_id": world["kids"]["id"]}, headers=ops)
+    assert moved.status_code == 200 and moved.json()["parent_id"] == world["kids"]["id"]
+    untouched = client.patch(url, json={"name_en": "Mattresses"}, headers=ops)
+    assert untouched.json()["parent_id"] == world["kids"]["id"]  # an absent parent_id keeps it
+    top = client.patch(url, json={"parent_id": None}, headers=ops)
+    assert top.status_code == 200 and top.json()["parent_id"] is None
+    refused = [
+        (client.patch(url, json={"parent_id": mattresses["id"]}, headers=ops), 422),  # itself
+        (client.patch(url, json={"parent_id": 999999}, headers=ops), 404),
+        (client.patch(url, json={"parent_id": "kids"}, headers=ops), 422),
+    ]
+    client.patch(url, json={"parent_id": furniture["id"]}, headers=ops)
+    refused += [
+        # furniture has a child now: it cannot become a child itself, and nothing nests under a child.
+        (
+            client.patch(
+                f"/api/v1/categories/{furniture['id']}", json={"parent_id": world["kids"]["id"]}, headers=ops
+            ),
+            422,
+        ),
+        (
+            client.patch(
+                f"/api/v1/categories/{world['jade']['id']}", json={"parent_id": mattresses["id"]}, headers=ops
+            ),
+            422,
+        ),
+        (
+            client.post(
+                "/api/v1/categories",
+                json={"slug": "deep", "name_zh": "深", "name_en": "Deep", "parent_id": mattresses["id"]},
+                headers=ops,
+            ),
+            422,
+        ),
+    ]
+    assert [(r.status_code, expected) for r, expected in refused] == [(e, e) for _, e in refused]
+    assert all(r.json()["error"]["fields"][0]["field"] == "parent_id" for r, _ in refused)
+    by_slug = {c["slug"]: c for c in client.get("/api/v1/categories").json()}
+    assert by_slug["mattresses"]["parent_id"] == furniture["id"] and by_slug["furniture"]["parent_id"] is None

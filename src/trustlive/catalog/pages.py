@@ -619,8 +619,13 @@ async def ops_edit_category(
     category_id: int, data: Form, db: AsyncSession, me: Principal
 ) -> Template | Redirect:
     form = _category_form(data)
+    form["id"] = str(category_id)  # keeps the category out of its own parent list on a re-render
     try:
-        values = {**_category_values(form), "is_active": bool(form["is_active"])}
+        values = {
+            **_category_values(form),
+            "is_active": bool(form["is_active"]),
+            "parent_id": form["parent_id"] or None,
+        }
         await service.update_category(db, me, category_id, parse(CategoryPatch, values))
     except DomainError as err:
         await db.rollback()

@@ -35,6 +35,8 @@ class CategoryIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CategoryPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    # Absent: keep the parent. null: make it a top-level category. An id: move it under that one.
+    parent_id: int | None | msgspec.UnsetType = msgspec.UNSET
     name_zh: Name64 | None = None
     name_en: Name64 | None = None
     requires_inspection: bool | None = None

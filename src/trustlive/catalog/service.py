@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,7 +114,11 @@ async def create_category(session: AsyncSession, actor: Principal, data: Categor
     if await repo.get_category_by_slug(session, data.slug):
         raise Conflict("slug: a category with this slug exists", field="slug", code="slug_taken")
     if data.parent_id is not None:
-        await get_category(session, data.parent_id, field="parent_id")
+        parent = await get_category(session, data.parent_id, field="parent_id")
+        if parent.parent_id is not None:
+            raise ValidationFailed(
+                "parent_id: categories nest one level; choose a top-level parent", field="parent_id"
+            )
     category = Category(
         slug=data.slug,
         name_zh=data.name_zh.strip(),
@@ -136,13 +141,34 @@ async def update_category(
     patch = validated(patch)
     _require_ops(actor)
     category = await get_category(session, category_id)
+    if patch.parent_id is not msgspec.UNSET:
+        await _check_parent(session, category, patch.parent_id)
+        category.parent_id = patch.parent_id
     for name in patch.__struct_fields__:
         value = getattr(patch, name)
-        if value is not None:
+        if name != "parent_id" and value is not None:
             setattr(category, name, value.strip() if isinstance(value, str) else value)
     await session.flush()
     events.record(session, "catalog.category_changed", {"category_id": category.id})
     return category
+
+
+async def _check_parent(session: AsyncSession, category: Category, parent_id: int | None) -> None:
+    """Categories nest one level: a parent must exist, be top-level, and not be the category
+    itself; a category that has children cannot move under another."""
+    if parent_id is None:
+        return
+    if parent_id == category.id:
+        raise ValidationFailed("parent_id: a category cannot be its own parent", field="parent_id")
+    parent = await get_category(session, parent_id, field="parent_id")
+    if parent.parent_id is not None:
+        raise ValidationFailed(
+            "parent_id: categories nest one level; choose a top-level parent", field="parent_id"
+        )
+    if await repo.child_category_ids(session, category.id):
+        raise ValidationFailed(
+            "parent_id: this category has subcategories, so it must stay top-level", field="parent_id"
+        )
 
 
 # --- shops ------------------------------------------------------------------------------------
