@@ -24,7 +24,6 @@ from trustlive.catalog.schemas import (
     CategoryIn,
     CategoryPatch,
     ProductIn,
-    ProductOut,
     ProductPatch,
     ShopIn,
     ShopPatch,
@@ -400,17 +399,8 @@ async def create_product(data: Form, db: AsyncSession, me: Principal) -> Templat
     return Redirect(f"/console/products/{product.id}", status_code=303)
 
 
-async def _managed_product(db: AsyncSession, me: Principal, product_id: int) -> tuple[ProductOut, Shop]:
-    """The product and its shop, if the caller works for that shop (ops see the public page)."""
-    product = await service.product_detail(db, me, product_id)
-    shop = next((s for s in await service.shops_of(db, me) if s.id == product.shop_id), None)
-    if shop is None:
-        raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
-    return product, shop
-
-
 async def _editor(db: AsyncSession, me: Principal, product_id: int, **extra: Any) -> Template:
-    product, shop = await _managed_product(db, me, product_id)
+    product, shop = await service.managed_product(db, me, product_id)
     status = extra.pop("status_code", 200)
     context = {
         "product": product,
@@ -475,7 +465,7 @@ async def edit_sku(
         await db.rollback()
         _fixable(err)
         if _is_htmx(request):
-            product, _ = await _managed_product(db, me, product_id)
+            product, _ = await service.managed_product(db, me, product_id)
             row = next((s for s in product.skus if s.id == sku_id), None)
             if row is None:
                 raise
@@ -495,7 +485,7 @@ async def edit_sku(
             status_code=err.status_code,
         )
     if _is_htmx(request):
-        product, _ = await _managed_product(db, me, product_id)
+        product, _ = await service.managed_product(db, me, product_id)
         row = next(s for s in product.skus if s.id == sku.id)
         return Template(
             "catalog/_sku_row_partial.html",

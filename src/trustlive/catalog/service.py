@@ -647,6 +647,15 @@ async def product_detail(session: AsyncSession, viewer: Principal | None, produc
     )
 
 
+async def managed_product(
+    session: AsyncSession, actor: Principal, product_id: int
+) -> tuple[ProductOut, Shop]:
+    """A product and its shop for the console: 404 if there is no such product, 403 unless the
+    actor works for the shop (ops included: they see the public page, not the editor)."""
+    product = await _authorize_product(session, actor, product_id)
+    return await product_detail(session, actor, product.id), await get_shop(session, product.shop_id)
+
+
 async def cards(session: AsyncSession, products: list[Product]) -> list[ProductCard]:
     facts = await repo.card_facts(session, [p.id for p in products])
     shops = await repo.shops_by_ids(session, [p.shop_id for p in products])
