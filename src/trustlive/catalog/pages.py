@@ -494,24 +494,29 @@ async def edit_sku(
     return Redirect(f"/console/products/{product_id}?saved=sku#sku-{sku_id}", status_code=303)
 
 
-@post("/console/products/{product_id:int}/publish", **signed_in())
-async def publish(product_id: int, db: AsyncSession, me: Principal) -> Template | Redirect:
+async def _status_change(
+    db: AsyncSession, me: Principal, product_id: int, publish_it: bool
+) -> Template | Redirect:
     try:
-        await service.publish(db, me, product_id)
+        if publish_it:
+            await service.publish(db, me, product_id)
+        else:
+            await service.unpublish(db, me, product_id)
     except DomainError as err:
         await db.rollback()
         return await _editor(db, me, product_id, error=_fixable(err), status_code=err.status_code)
-    return Redirect(f"/console/products/{product_id}?saved=published", status_code=303)
+    saved = "published" if publish_it else "unpublished"
+    return Redirect(f"/console/products/{product_id}?saved={saved}", status_code=303)
+
+
+@post("/console/products/{product_id:int}/publish", **signed_in())
+async def publish(product_id: int, db: AsyncSession, me: Principal) -> Template | Redirect:
+    return await _status_change(db, me, product_id, publish_it=True)
 
 
 @post("/console/products/{product_id:int}/unpublish", **signed_in())
 async def unpublish(product_id: int, db: AsyncSession, me: Principal) -> Template | Redirect:
-    try:
-        await service.unpublish(db, me, product_id)
-    except DomainError as err:
-        await db.rollback()
-        return await _editor(db, me, product_id, error=_fixable(err), status_code=err.status_code)
-    return Redirect(f"/console/products/{product_id}?saved=unpublished", status_code=303)
+    return await _status_change(db, me, product_id, publish_it=False)
 
 
 @post("/console/products/{product_id:int}/images", **signed_in())
