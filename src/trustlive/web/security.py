@@ -17,6 +17,7 @@ SESSION_COOKIE = "tl_session"
 CSRF_COOKIE = "tl_csrf"
 CSRF_HEADER = "x-csrf-token"
 LANG_COOKIE = "tl_lang"
+ASSET_PREFIXES = ("/static/", "/media/")
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -37,6 +38,11 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(ASSET_PREFIXES):
+            # Static files and media are public: no database round trip for every stylesheet.
+            scope["user"], scope["auth"] = None, None
             await self.app(scope, receive, send)
             return
         connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
