@@ -19,12 +19,18 @@ def _url() -> str:
     return config.attributes.get("database_url") or load_settings().database_url
 
 
+def _include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    # The full-text index (FTS5 and its shadow tables, or the tsvector table) is managed by hand.
+    return not (type_ == "table" and name and name.startswith("product_search"))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_include,
     )
     with context.begin_transaction():
         context.run_migrations()

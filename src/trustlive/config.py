@@ -59,6 +59,12 @@ class Settings:
     login_ip_max_failures: int = 50
     max_upload_bytes: int = 5 * 1024 * 1024
     default_locale: str = "zh_Hans"
+    pay_deadline_minutes: int = 15
+    auto_confirm_days: int = 10
+    platform_commission_share_bp: int = 0
+    task_interval_seconds: float = 5.0
+    # Shared secret of the payment webhooks (HMAC); empty = derived from secret_key.
+    payment_webhook_secret: str = ""
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +93,11 @@ def load_settings() -> Settings:
         login_ip_max_failures=_env_int("LOGIN_IP_MAX_FAILURES", 50),
         max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", 5 * 1024 * 1024),
         default_locale=_env("DEFAULT_LOCALE", "zh_Hans") or "zh_Hans",
+        pay_deadline_minutes=_env_int("PAY_DEADLINE_MINUTES", 15),
+        auto_confirm_days=_env_int("AUTO_CONFIRM_DAYS", 10),
+        platform_commission_share_bp=_env_int("PLATFORM_COMMISSION_SHARE_BP", 0),
+        task_interval_seconds=float(_env_int("TASK_INTERVAL_SECONDS", 5)),
+        payment_webhook_secret=_env("PAYMENT_WEBHOOK_SECRET", "") or "",
         debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
     )
 

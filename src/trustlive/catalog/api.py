@@ -182,7 +182,7 @@ async def update_product(product_id: int, data: ProductPatch, me: Principal, db:
 @patch("/products/{product_id:int}/skus/{sku_id:int}", tags=["catalog"], **signed_in())
 async def update_sku(product_id: int, sku_id: int, data: SkuPatch, me: Principal, db: AsyncSession) -> SkuOut:
     s = await service.update_sku(db, me, product_id, sku_id, data)
-    return SkuOut(s.id, s.code, list(s.option_values), s.price_fen, s.stock, s.is_active)
+    return service.sku_out(s)
 
 
 @post("/products/{product_id:int}/publish", status_code=200, tags=["catalog"], **signed_in())

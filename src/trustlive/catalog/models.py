@@ -74,6 +74,7 @@ class ShopStaff(Base):
 
 class Product(TimestampMixin, Base):
     __tablename__ = "products"
+    __table_args__ = (CheckConstraint("commission_bp >= 0 AND commission_bp <= 9000", name="commission"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), nullable=False, index=True)
@@ -82,6 +83,8 @@ class Product(TimestampMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="", nullable=False)
     status: Mapped[str] = mapped_column(String(16), default=ProductStatus.draft, nullable=False, index=True)
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Alliance commission offered to creators, basis points of the commission base (0-90%).
+    commission_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
     options: Mapped[list[ProductOption]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="ProductOption.position"
@@ -122,8 +125,10 @@ class Sku(TimestampMixin, Base):
     option_values: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     combo_key: Mapped[str] = mapped_column(String(400), nullable=False)
     price_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Available to sell: checkout decrements it atomically, cancellation gives it back.
     stock: Mapped[int] = mapped_column(Integer, nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    per_buyer_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ProductImage(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -327,3 +327,51 @@ async def search_products(
 
 async def staff_user_ids(session: AsyncSession, shop_id: int) -> list[int]:
     return list(await session.scalars(select(ShopStaff.user_id).where(ShopStaff.shop_id == shop_id)))
+
+
+# --- stock ------------------------------------------------------------------------------------
+
+
+async def skus_with_policies(
+    session: AsyncSession, sku_ids: list[int]
+) -> list[tuple[Sku, Product, Category, Shop]]:
+    if not sku_ids:
+        return []
+    stmt = (
+        select(Sku, Product, Category, Shop)
+        .join(Product, Product.id == Sku.product_id)
+        .join(Category, Category.id == Product.category_id)
+        .join(Shop, Shop.id == Sku.shop_id)
+        .where(Sku.id.in_(set(sku_ids)))
+    )
+    return [tuple(row) for row in await session.execute(stmt)]  # type: ignore[misc]
+
+
+async def take_stock(session: AsyncSession, sku_id: int, quantity: int) -> bool:
+    result = await session.execute(
+        update(Sku)
+        .where(Sku.id == sku_id, Sku.stock >= quantity)
+        .values(stock=Sku.stock - quantity)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def return_stock(session: AsyncSession, sku_id: int, quantity: int) -> None:
+    await session.execute(
+        update(Sku)
+        .where(Sku.id == sku_id)
+        .values(stock=Sku.stock + quantity)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def lock_stock(session: AsyncSession, sku_ids: list[int]) -> dict[int, int]:
+    """Available stock of these SKUs, rows locked in id order (PostgreSQL; SQLite's write lock
+    already covers the transaction)."""
+    if not sku_ids:
+        return {}
+    stmt = select(Sku.id, Sku.stock).where(Sku.id.in_(set(sku_ids))).order_by(Sku.id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return dict((await session.execute(stmt)).all())  # type: ignore[arg-type]

@@ -18,6 +18,9 @@ OptionName = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 OptionValue = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 ReturnDays = Annotated[int, msgspec.Meta(ge=0, le=90)]
+# Alliance commission the merchant offers creators, in basis points of the commission base.
+CommissionBp = Annotated[int, msgspec.Meta(ge=0, le=9000)]
+BuyerLimit = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 
 
 # --- categories -------------------------------------------------------------------------------
@@ -108,6 +111,7 @@ class SkuIn(msgspec.Struct, forbid_unknown_fields=True):
     stock: Stock
     option_values: Annotated[list[OptionValue], msgspec.Meta(max_length=3)] = []
     code: SkuCode | None = None
+    per_buyer_limit: BuyerLimit | None = None
 
 
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -116,12 +120,14 @@ class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     skus: Annotated[list[SkuIn], msgspec.Meta(min_length=1, max_length=500)]
     description: LongText = ""
     options: Annotated[list[OptionIn], msgspec.Meta(max_length=3)] = []
+    commission_bp: CommissionBp = 0
 
 
 class ProductPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     title: Title | None = None
     description: LongText | None = None
     category_id: int | None = None
+    commission_bp: CommissionBp | None = None
 
 
 class SkuPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -129,6 +135,8 @@ class SkuPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     stock: Stock | None = None
     code: SkuCode | None = None
     is_active: bool | None = None
+    # Absent: keep. null: no limit. A number: at most that many per buyer (flash sales).
+    per_buyer_limit: BuyerLimit | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class OptionOut(msgspec.Struct):
@@ -143,6 +151,7 @@ class SkuOut(msgspec.Struct):
     price_fen: int
     stock: int
     is_active: bool
+    per_buyer_limit: int | None = None
 
 
 class ImageOut(msgspec.Struct):
@@ -171,6 +180,7 @@ class ProductOut(msgspec.Struct):
     published_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    commission_bp: int = 0
 
 
 class ProductCard(msgspec.Struct):

@@ -216,6 +216,17 @@ async def _authorize_shop(
     return shop
 
 
+async def require_shop_member(
+    session: AsyncSession, actor: Principal, shop_id: int, *, owner_only: bool = False
+) -> Shop:
+    """For other domains (orders, ledger): the shop if ``actor`` owns it or works for it."""
+    return await _authorize_shop(session, actor, shop_id, owner_only=owner_only)
+
+
+async def is_shop_member(session: AsyncSession, actor: Principal | None, shop_id: int) -> bool:
+    return await _can_manage(session, actor, shop_id)
+
+
 def _slug_from_name(name: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
     return base if len(base) >= 3 else "shop"
@@ -381,6 +392,7 @@ async def create_product(session: AsyncSession, actor: Principal, shop_id: int, 
         title=title,
         description=data.description.strip(),
         status=ProductStatus.draft,
+        commission_bp=data.commission_bp,
     )
     session.add(product)
     await session.flush()
@@ -399,6 +411,7 @@ async def create_product(session: AsyncSession, actor: Principal, shop_id: int, 
                 combo_key=combo_key(values),
                 price_fen=sku.price_fen,
                 stock=sku.stock,
+                per_buyer_limit=sku.per_buyer_limit,
             )
         )
     try:
@@ -435,6 +448,8 @@ async def update_product(
         if not category.is_active:
             raise ValidationFailed("category_id: this category is closed", field="category_id")
         product.category_id = category.id
+    if patch.commission_bp is not None:
+        product.commission_bp = patch.commission_bp
     await session.flush()
     if product.status == ProductStatus.published:
         await _index(session, product)
@@ -465,6 +480,8 @@ async def update_sku(
         sku.code = patch.code
     if patch.is_active is not None:
         sku.is_active = patch.is_active
+    if patch.per_buyer_limit is not msgspec.UNSET:
+        sku.per_buyer_limit = patch.per_buyer_limit
     try:
         await session.flush()
     except IntegrityError as exc:
@@ -631,10 +648,7 @@ async def product_detail(session: AsyncSession, viewer: Principal | None, produc
         description=product.description,
         status=product.status,  # type: ignore[arg-type]
         options=[OptionOut(o.name, list(o.values)) for o in product.options],
-        skus=[
-            SkuOut(s.id, s.code, list(s.option_values), s.price_fen, s.stock, s.is_active)
-            for s in product.skus
-        ],
+        skus=[sku_out(s) for s in product.skus],
         images=[
             ImageOut(i.id, f"/media/{i.path}", i.width, i.height, i.content_type, i.byte_size)
             for i in product.images
@@ -642,9 +656,14 @@ async def product_detail(session: AsyncSession, viewer: Principal | None, produc
         requires_inspection=category.requires_inspection,
         return_window_days=category.return_window_days,
         published_at=product.published_at,
+        commission_bp=product.commission_bp,
         created_at=product.created_at,
         updated_at=product.updated_at,
     )
+
+
+def sku_out(s: Sku) -> SkuOut:
+    return SkuOut(s.id, s.code, list(s.option_values), s.price_fen, s.stock, s.is_active, s.per_buyer_limit)
 
 
 async def managed_product(
@@ -654,6 +673,10 @@ async def managed_product(
     actor works for the shop (ops included: they see the public page, not the editor)."""
     product = await _authorize_product(session, actor, product_id)
     return await product_detail(session, actor, product.id), await get_shop(session, product.shop_id)
+
+
+async def shops_by_ids(session: AsyncSession, shop_ids: list[int]) -> list[Shop]:
+    return list((await repo.shops_by_ids(session, shop_ids)).values())
 
 
 async def cards(session: AsyncSession, products: list[Product]) -> list[ProductCard]:
@@ -743,3 +766,61 @@ def variant_matrix(options: list[tuple[str, list[str]]]) -> list[list[str]]:
 def _require_ops(actor: Principal) -> None:
     if not actor.is_ops:
         raise Forbidden("only ops can do this", code="ops_only")
+
+
+# --- selling: what checkout needs from the catalog --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkuForSale:
+    """A SKU as checkout snapshots it onto an order line, with the policies in force now."""
+
+    sku_id: int
+    product_id: int
+    shop_id: int
+    title: str
+    code: str
+    option_values: tuple[str, ...]
+    price_fen: int
+    per_buyer_limit: int | None
+    commission_bp: int
+    category_id: int
+    service_fee_bp: int
+    return_window_days: int
+    requires_inspection: bool
+    on_sale: bool  # published product, active SKU, active shop
+
+
+async def skus_for_sale(session: AsyncSession, sku_ids: list[int]) -> dict[int, SkuForSale]:
+    rows = await repo.skus_with_policies(session, sku_ids)
+    return {
+        sku.id: SkuForSale(
+            sku_id=sku.id, product_id=product.id, shop_id=shop.id, title=product.title, code=sku.code,
+            option_values=tuple(sku.option_values), price_fen=sku.price_fen,
+            per_buyer_limit=sku.per_buyer_limit, commission_bp=product.commission_bp,
+            category_id=category.id, service_fee_bp=category.service_fee_bp,
+            return_window_days=category.return_window_days, requires_inspection=category.requires_inspection,
+            on_sale=product.status == ProductStatus.published and sku.is_active and shop.status == "active",
+        )
+        for sku, product, category, shop in rows
+    }  # fmt: skip
+
+
+async def reserve_stock(session: AsyncSession, sku_id: int, quantity: int) -> bool:
+    """Take ``quantity`` off the SKU's available stock in one conditional UPDATE: it succeeds for
+    exactly as many buyers as there is stock, under any concurrency, on SQLite and PostgreSQL."""
+    if quantity <= 0:
+        raise ValidationFailed("quantity: must be at least 1", field="quantity")
+    return await repo.take_stock(session, sku_id, quantity)
+
+
+async def release_stock(session: AsyncSession, sku_id: int, quantity: int) -> None:
+    """Give reserved stock back (an order was cancelled or refunded before shipping)."""
+    if quantity <= 0:
+        raise ValidationFailed("quantity: must be at least 1", field="quantity")
+    await repo.return_stock(session, sku_id, quantity)
+
+
+async def lock_stock(session: AsyncSession, sku_ids: list[int]) -> dict[int, int]:
+    """For batched checkout: read and lock available stock; take it with ``reserve_stock``."""
+    return await repo.lock_stock(session, sku_ids)

@@ -1,0 +1,1 @@
+"""Orders: addresses, cart, checkout with atomic stock reservation, the order state machine, deadlines."""

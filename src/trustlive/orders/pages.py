@@ -1,0 +1,778 @@
+"""HTML routes for buyers (cart, checkout, addresses, my orders) and for the merchant's order
+console and shipping terms. Thin: parse the form into the API's structs, call orders.service,
+render.
+
+Forms re-render with the error and what the user typed when the user can fix the problem (422,
+409, and 404s that name a field, such as someone else's address); "not your order" and "no such
+thing" get the error page. Checkout forms carry an idempotency key minted when the page renders,
+so a double submit places the orders once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args
+from urllib.parse import urlencode
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustlive.accounts.service import Principal
+from trustlive.catalog import service as catalog
+from trustlive.catalog.models import Shop
+from trustlive.db import utcnow
+from trustlive.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from trustlive.money import MAX_PRICE_FEN, parse_yuan
+from trustlive.orders import service
+from trustlive.orders.schemas import (
+    AddressIn,
+    CartCheckoutIn,
+    CartItemIn,
+    OrderIn,
+    ShipIn,
+    ShopTermsIn,
+    SourceName,
+)
+from trustlive.web.errors import ERROR_TEXT
+from trustlive.web.forms import bad_fields, checked, integer, invalid, parse, text
+from trustlive.web.i18n import N_, gettext
+from trustlive.web.pagination import decode_cursor, encode_cursor
+from trustlive.web.policy import signed_in
+from trustlive.web.templating import yuan
+
+Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+Cursor = Annotated[str | None, Parameter(max_length=200)]
+Short = Annotated[str, Parameter(max_length=200)]
+
+PAGE_SIZE = 20
+CONSOLE_PAGE_SIZE = 50
+MAX_ID = 2**62
+SOURCES = frozenset(get_args(SourceName))
+
+# Shown through _(labels[status]); the codes stay in URLs and CSS classes.
+STATUS_LABELS = {
+    "pending_payment": N_("Awaiting payment"),
+    "paid": N_("Awaiting shipment"),
+    "shipped": N_("Shipped"),
+    "delivered": N_("Delivered"),
+    "completed": N_("Completed"),
+    "settled": N_("Settled"),
+    "cancelled": N_("Cancelled"),
+    "refunded": N_("Refunded"),
+}
+# Buyers do not care when the seller was paid out: a settled order is simply completed.
+BUYER_LABELS = {**STATUS_LABELS, "settled": STATUS_LABELS["completed"]}
+
+# Common carriers: the code is stored on the order (the fulfilment issue maps carrier events to it).
+CARRIERS = {
+    "SF": N_("SF Express"),
+    "ZTO": N_("ZTO Express"),
+    "YTO": N_("YTO Express"),
+    "YD": N_("Yunda Express"),
+    "EMS": N_("China Post EMS"),
+    "JD": N_("JD Logistics"),
+}
+
+# Timeline notes the service writes as codes or fixed English, as people should read them.
+EVENT_NOTES = {
+    "buyer_cancelled": N_("cancelled by the buyer"),
+    "payment_timeout": N_("not paid in time"),
+    "confirmed by buyer": N_("receipt confirmed by the buyer"),
+    "confirmed automatically": N_("receipt confirmed automatically"),
+    "refunded in full": N_("refunded in full"),
+}
+
+
+@dataclass(frozen=True)
+class Tab:
+    key: str
+    label: str
+    statuses: list[str] | None
+
+
+BUYER_TABS = (
+    Tab("", N_("All"), None),
+    Tab("pending_payment", N_("To pay"), ["pending_payment"]),
+    Tab("paid", N_("To ship"), ["paid"]),
+    Tab("shipped", N_("To receive"), ["shipped", "delivered"]),
+    Tab("completed", N_("Completed"), ["completed", "settled"]),
+    Tab("closed", N_("Cancelled / refunded"), ["cancelled", "refunded"]),
+)
+# The merchant's work queue comes first: paid orders wait to be shipped.
+SHOP_TABS = (
+    Tab("paid", N_("To ship"), ["paid"]),
+    Tab("pending_payment", N_("Awaiting payment"), ["pending_payment"]),
+    Tab("shipped", N_("Shipped"), ["shipped", "delivered"]),
+    Tab("completed", N_("Completed"), ["completed", "settled"]),
+    Tab("closed", N_("Cancelled / refunded"), ["cancelled", "refunded"]),
+    Tab("all", N_("All"), None),
+)
+
+# What pages say for the orders domain's error codes (the API keeps the service's English text).
+ERROR_TEXT.update(
+    {
+        "not_on_sale": N_("This item is not on sale any more."),
+        "out_of_stock": N_("There is not enough stock left for this quantity."),
+        "limit_exceeded": N_("That is more than one buyer may buy of this item."),
+        "address_not_found": N_("Choose one of your own addresses."),
+        "too_many_addresses": N_("You can keep at most 20 addresses. Delete one first."),
+        "cart_full": N_("Your cart is full. Check out or remove some items first."),
+        "cart_empty": N_("Your cart is empty."),
+        "cart_item_not_found": N_("Your cart has changed meanwhile. Check it and try again."),
+        "order_not_found": N_("We could not find that order."),
+        "checkout_not_found": N_("We could not find those orders."),
+        "invalid_transition": N_(
+            "This order cannot do that in its current state; it may have changed meanwhile."
+        ),
+        "not_payable": N_("This order is not awaiting payment."),
+        "idempotency_key_required": N_("This form has expired. Reload the page and try again."),
+        "bad_idempotency_key": N_("This form has expired. Reload the page and try again."),
+        "idempotency_mismatch": N_(
+            "This form was already used for another order. Reload the page and try again."
+        ),
+        "not_shop_staff": N_("The shop console is for merchants and shop staff."),
+    }
+)
+
+# API field paths -> the forms' field names, so the right inputs get marked.
+_ORDER_FIELDS = {
+    r"items(\[\d+\])?\.quantity": "quantity",
+    r"items(\[\d+\])?\.sku_id": "sku_id",
+    r"items.*": "quantity",
+    r"Idempotency-Key": "idempotency_key",
+}
+_CHECKOUT_FIELDS = {**_ORDER_FIELDS, r"items.*": "item_ids"}
+
+
+def _fixable(err: DomainError) -> DomainError:
+    """Errors the user can fix on the form come back; refusals and missing things are raised to
+    the error page (re-rendering an order you may not see would only fail again)."""
+    if err.status_code in (401, 403) or (err.status_code == 404 and not err.fields):
+        raise err
+    return err
+
+
+def _new_key() -> str:
+    """An idempotency key for one rendering of a checkout form."""
+    return secrets.token_urlsafe(24)
+
+
+def _safe_next(value: str | None, default: str) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") else default
+
+
+def _before(cursor: str | None) -> int | None:
+    decoded = decode_cursor(cursor, "before")
+    return decoded["before"] if decoded else None
+
+
+def _page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """Trim a list fetched with ``limit + 1`` and give the cursor of the next page, if any."""
+    if len(items) <= limit:
+        return items, None
+    items = items[:limit]
+    return items, encode_cursor({"before": items[-1].id})
+
+
+def _tab(tabs: tuple[Tab, ...], key: str) -> Tab:
+    for tab in tabs:
+        if tab.key == key:
+            return tab
+    raise invalid("status", gettext("unknown order status"))
+
+
+def _minutes_left(deadline: dt.datetime) -> int:
+    return max(0, math.ceil((deadline - utcnow()).total_seconds() / 60))
+
+
+async def _shop_names(db: AsyncSession, shop_ids: list[int]) -> dict[int, str]:
+    return {s.id: s.name for s in await catalog.shops_by_ids(db, sorted(set(shop_ids)))}
+
+
+def _common(context: dict[str, Any]) -> dict[str, Any]:
+    """What every orders page shows: status labels, carrier names, timeline notes."""
+    return {"labels": BUYER_LABELS, "carriers": CARRIERS, "event_notes": EVENT_NOTES, **context}
+
+
+# --- product page: buy now and add to cart ----------------------------------------------------
+
+_ITEM_FIELDS = ("product_id", "sku_id", "quantity", "source", "creator_id")
+
+
+def _item(form: dict[str, str]) -> dict[str, Any]:
+    """The chosen SKU, quantity and attribution, typed; errors name the form's fields."""
+    if not form["sku_id"]:
+        raise invalid("sku_id", gettext("choose a variant first"))
+    item: dict[str, Any] = {
+        "sku_id": integer(form, "sku_id", minimum=1, maximum=MAX_ID),
+        "quantity": integer(form, "quantity", minimum=1, maximum=999),
+        "source": form["source"] or "shelf",
+        "creator_id": integer(form, "creator_id", minimum=1, maximum=MAX_ID) if form["creator_id"] else None,
+    }
+    if item["source"] not in SOURCES:
+        raise invalid("source", gettext("unknown traffic source"))
+    return item
+
+
+def _item_query(item: dict[str, Any]) -> str:
+    return urlencode({k: v for k, v in item.items() if v is not None})
+
+
+async def _product_page(db: AsyncSession, viewer: Principal, product_id: int, **extra: Any) -> Template:
+    """The product page again, with the buy box's error (the same context catalog builds)."""
+    product = await catalog.product_detail(db, viewer, product_id)
+    category = await catalog.get_category(db, product.category_id)
+    skus = [s for s in product.skus if s.is_active]
+    status = extra.pop("status_code", 200)
+    context = {
+        "product": product,
+        "category": category,
+        "skus": skus,
+        "min_price": min((s.price_fen for s in skus), default=0),
+        "max_price": max((s.price_fen for s in skus), default=0),
+        "stock": sum(s.stock for s in skus),
+        "manages": await catalog.is_shop_member(db, viewer, product.shop_id),
+        **extra,
+    }
+    return Template("catalog/product.html", context=context, status_code=status)
+
+
+async def _back_to_product(
+    db: AsyncSession, me: Principal, form: dict[str, str], err: DomainError
+) -> Template:
+    _fixable(err)
+    if not form["product_id"].isdigit():
+        raise err
+    return await _product_page(
+        db, me, int(form["product_id"]), buy_form=form, buy_error=err,
+        bad=bad_fields(err, _ORDER_FIELDS), status_code=err.status_code,
+    )  # fmt: skip
+
+
+@post("/cart/items", **signed_in())
+async def add_to_cart(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
+    form = {name: text(data, name) for name in _ITEM_FIELDS}
+    try:
+        await service.add_to_cart(db, me, parse(CartItemIn, _item(form)))
+    except DomainError as err:
+        await db.rollback()
+        return await _back_to_product(db, me, form, err)
+    return Redirect("/cart?added=1", status_code=303)
+
+
+# --- buy now: the checkout page for one item --------------------------------------------------
+
+
+async def _buy_page(db: AsyncSession, me: Principal, item: dict[str, Any], **extra: Any) -> Template:
+    skus = await catalog.skus_for_sale(db, [item["sku_id"]])
+    sku = skus.get(item["sku_id"])
+    if sku is None or not sku.on_sale:
+        raise NotFound("sku_id: this item is not on sale", code="not_on_sale")
+    goods = sku.price_fen * item["quantity"]
+    terms = await service.get_shop_terms(db, sku.shop_id)
+    # ShopTermsOut carries the same two fields the fee rule reads.
+    shipping = service.shipping_fee(goods, terms)  # type: ignore[arg-type]
+    status = extra.pop("status_code", 200)
+    context = _common({
+        "sku": sku,
+        "item": item,
+        "shop_name": (await _shop_names(db, [sku.shop_id])).get(sku.shop_id, ""),
+        "terms": terms,
+        "goods_fen": goods,
+        "shipping_fen": shipping,
+        "total_fen": goods + shipping,
+        "addresses": await service.list_addresses(db, me),
+        "here": "/buy?" + _item_query(item),
+        "idempotency_key": _new_key(),
+        "form": {},
+        "error": None,
+        "bad": set(),
+        **extra,
+    })  # fmt: skip
+    return Template("orders/buy.html", context=context, status_code=status)
+
+
+@get("/buy", **signed_in())
+async def buy_page(
+    db: AsyncSession, me: Principal, sku_id: Short = "", quantity: Short = "1", source: Short = "",
+    creator_id: Short = "",
+) -> Template:  # fmt: skip
+    """Buy now: the item, its price and shipping, and the address to send it to."""
+    form = {"sku_id": sku_id, "quantity": quantity, "source": source, "creator_id": creator_id}
+    return await _buy_page(db, me, _item({k: v.strip() for k, v in form.items()}))
+
+
+def _placed_target(placed: service.Placed) -> str:
+    if len(placed.orders) == 1:
+        return f"/orders/{placed.orders[0].id}?placed=1"
+    return "/orders?checkout=" + ",".join(str(c) for c in sorted({o.checkout_id for o in placed.orders}))
+
+
+@post("/buy", **signed_in())
+async def buy_now(
+    data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+) -> Template | Redirect:
+    """Without an idempotency key this is the product page's "Buy now": on to the checkout page.
+    With one (the checkout page's form) it places the order."""
+    form = {name: text(data, name) for name in (*_ITEM_FIELDS, "address_id", "note", "idempotency_key")}
+    if not form["idempotency_key"]:
+        try:
+            item = _item(form)
+        except DomainError as err:
+            return await _back_to_product(db, me, form, err)
+        return Redirect("/buy?" + _item_query(item), status_code=303)
+    item = None
+    try:
+        item = _item(form)
+        if not form["address_id"]:
+            raise invalid("address_id", gettext("choose an address to send it to, or add one"))
+        order = parse(OrderIn, {
+            "items": [{"sku_id": item["sku_id"], "quantity": item["quantity"]}],
+            "address_id": integer(form, "address_id", minimum=1, maximum=MAX_ID),
+            "source": item["source"], "creator_id": item["creator_id"], "note": form["note"],
+        })  # fmt: skip
+        placed = await service.place_order(db, me, order, form["idempotency_key"], order_policy)
+    except DomainError as err:
+        await db.rollback()
+        _fixable(err)
+        if item is None:
+            if not form["sku_id"].isdigit():
+                raise
+            item = {"sku_id": int(form["sku_id"]), "quantity": 1, "source": "shelf", "creator_id": None}
+        return await _buy_page(
+            db,
+            me,
+            item,
+            form=form,
+            error=err,
+            bad=bad_fields(err, _ORDER_FIELDS),
+            status_code=err.status_code,
+        )
+    return Redirect(_placed_target(placed), status_code=303)
+
+
+# --- cart -------------------------------------------------------------------------------------
+
+
+async def _cart_page(db: AsyncSession, me: Principal, **extra: Any) -> Template:
+    status = extra.pop("status_code", 200)
+    cart = await service.view_cart(db, me)
+    context = _common({
+        "cart": cart,
+        "count": sum(len(s.lines) for s in cart.shops),
+        "addresses": await service.list_addresses(db, me),
+        "idempotency_key": _new_key(),
+        "form": {},
+        "error": None,
+        "error_item": None,
+        "bad": set(),
+        "added": False,
+        **extra,
+    })  # fmt: skip
+    return Template("orders/cart.html", context=context, status_code=status)
+
+
+@get("/cart", **signed_in())
+async def cart_page(db: AsyncSession, me: Principal, added: bool = False) -> Template:
+    """The cart, grouped by shop with each shop's shipping fee, and the checkout form."""
+    return await _cart_page(db, me, added=added)
+
+
+@post("/cart/items/{item_id:int}", **signed_in())
+async def set_quantity(item_id: int, data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
+    form = {"quantity": text(data, "quantity")}
+    try:
+        quantity = integer(form, "quantity", minimum=1, maximum=999)
+        await service.set_cart_quantity(db, me, item_id, quantity)
+    except DomainError as err:
+        await db.rollback()
+        return await _cart_page(
+            db, me, error=_fixable(err), error_item=item_id, form=form, bad=bad_fields(err),
+            status_code=err.status_code,
+        )  # fmt: skip
+    return Redirect(f"/cart#item-{item_id}", status_code=303)
+
+
+@post("/cart/items/{item_id:int}/remove", **signed_in())
+async def remove_item(item_id: int, db: AsyncSession, me: Principal) -> Redirect:
+    await service.remove_from_cart(db, me, item_id)
+    return Redirect("/cart", status_code=303)
+
+
+def _ids(data: dict[str, Any], name: str) -> list[int] | None:
+    raw = data.get(name)
+    values = raw if isinstance(raw, list) else [raw] if raw not in (None, "") else []
+    if not values:
+        return None
+    if not all(isinstance(v, str) and v.strip().isdigit() and 0 < int(v) < MAX_ID for v in values):
+        raise invalid(name, gettext("reload the page and try again"))
+    return [int(v) for v in values]
+
+
+@post("/cart/checkout", **signed_in())
+async def checkout(
+    data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+) -> Template | Redirect:
+    """Place the cart's lines shown on the page: one order per shop."""
+    form = {name: text(data, name) for name in ("address_id", "note", "idempotency_key")}
+    try:
+        if not form["address_id"]:
+            raise invalid("address_id", gettext("choose an address to send it to, or add one"))
+        body = parse(CartCheckoutIn, {
+            "address_id": integer(form, "address_id", minimum=1, maximum=MAX_ID),
+            "item_ids": _ids(data, "item_ids"), "note": form["note"],
+        })  # fmt: skip
+        placed = await service.checkout_cart(
+            db, me, body.address_id, form["idempotency_key"], body.item_ids, body.note, order_policy
+        )
+    except DomainError as err:
+        await db.rollback()
+        return await _cart_page(
+            db, me, error=_fixable(err), form=form, bad=bad_fields(err, _CHECKOUT_FIELDS),
+            status_code=err.status_code,
+        )  # fmt: skip
+    return Redirect(_placed_target(placed), status_code=303)
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+_ADDRESS_FIELDS = ("recipient", "phone", "region", "detail")
+
+
+async def _addresses_page(db: AsyncSession, me: Principal, next_url: str, **extra: Any) -> Template:
+    status = extra.pop("status_code", 200)
+    context = {
+        "addresses": await service.list_addresses(db, me),
+        "next": next_url,
+        "form": {},
+        "error": None,
+        "bad": set(),
+        **extra,
+    }
+    return Template("orders/addresses.html", context=context, status_code=status)
+
+
+@get("/addresses", **signed_in())
+async def addresses_page(db: AsyncSession, me: Principal, request: Request[Any, Any, Any]) -> Template:
+    """The address book; ``?next=`` leads back to the checkout that sent the buyer here."""
+    return await _addresses_page(db, me, _safe_next(request.query_params.get("next"), ""))
+
+
+@post("/addresses", **signed_in())
+async def add_address(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
+    form = {name: text(data, name) for name in _ADDRESS_FIELDS}
+    form["is_default"] = "on" if checked(data, "is_default") else ""
+    next_url = _safe_next(text(data, "next"), "")
+    try:
+        await service.add_address(db, me, parse(AddressIn, {**form, "is_default": bool(form["is_default"])}))
+    except DomainError as err:
+        await db.rollback()
+        return await _addresses_page(
+            db, me, next_url, form=form, error=_fixable(err), bad=bad_fields(err), status_code=err.status_code
+        )
+    return Redirect(next_url or "/addresses", status_code=303)
+
+
+@post("/addresses/{address_id:int}/delete", **signed_in())
+async def delete_address(address_id: int, data: Form, db: AsyncSession, me: Principal) -> Redirect:
+    await service.delete_address(db, me, address_id)
+    next_url = _safe_next(text(data, "next"), "")
+    return Redirect("/addresses" + (f"?{urlencode({'next': next_url})}" if next_url else ""), status_code=303)
+
+
+# --- my orders --------------------------------------------------------------------------------
+
+
+def _checkout_ids(raw: str) -> list[int]:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts or len(parts) > 20 or not all(p.isdigit() and 0 < int(p) < MAX_ID for p in parts):
+        raise invalid("checkout", gettext("that link is broken; see all your orders instead"))
+    return [int(p) for p in parts]
+
+
+@get("/orders", **signed_in())
+async def my_orders(
+    db: AsyncSession, me: Principal, status: Short = "", cursor: Cursor = None, checkout: Short = ""
+) -> Template:
+    """My orders by status tab; ``?checkout=`` shows the orders one checkout just placed."""
+    tab = _tab(BUYER_TABS, status)
+    if checkout:
+        placed = [o for c in _checkout_ids(checkout) for o in await service.orders_of_checkout(db, me, c)]
+        orders, next_cursor = [], None
+    else:
+        placed = []
+        items = await service.list_my_orders(
+            db, me, statuses=tab.statuses, before_id=_before(cursor), limit=PAGE_SIZE + 1
+        )
+        orders, next_cursor = _page(items, PAGE_SIZE)
+    context = _common({
+        "tabs": BUYER_TABS,
+        "tab": tab,
+        "orders": orders,
+        "placed": placed,
+        "next_cursor": next_cursor,
+        "shop_names": await _shop_names(db, [o.shop_id for o in [*orders, *placed]]),
+    })  # fmt: skip
+    return Template("orders/list.html", context=context)
+
+
+async def _order_page(db: AsyncSession, me: Principal, order_id: int, **extra: Any) -> Template | Redirect:
+    order = await service.get_order(db, me, order_id)
+    if order.buyer_id != me.id and not me.is_ops:
+        return Redirect(f"/console/orders/{order_id}", status_code=303)  # the shop's view of it
+    status = extra.pop("status_code", 200)
+    context = _common({
+        "order": order,
+        "is_buyer": order.buyer_id == me.id,
+        "shop_name": (await _shop_names(db, [order.shop_id])).get(order.shop_id, ""),
+        "minutes_left": _minutes_left(order.pay_deadline),
+        "error": None,
+        "notice": None,
+        **extra,
+    })  # fmt: skip
+    return Template("orders/detail.html", context=context, status_code=status)
+
+
+@get("/orders/{order_id:int}", **signed_in())
+async def order_page(
+    order_id: int, db: AsyncSession, me: Principal, placed: bool = False, done: Short = ""
+) -> Template | Redirect:
+    """One order: lines, money, address, timeline, and what the buyer can do next."""
+    return await _order_page(db, me, order_id, notice="placed" if placed else done)
+
+
+@post("/orders/{order_id:int}/cancel", **signed_in())
+async def cancel_order(order_id: int, db: AsyncSession, me: Principal) -> Template | Redirect:
+    try:
+        await service.cancel_order(db, me, order_id)
+    except DomainError as err:
+        await db.rollback()
+        return await _order_page(db, me, order_id, error=_fixable(err), status_code=err.status_code)
+    return Redirect(f"/orders/{order_id}?done=cancelled", status_code=303)
+
+
+@post("/orders/{order_id:int}/confirm", **signed_in())
+async def confirm_receipt(order_id: int, db: AsyncSession, me: Principal) -> Template | Redirect:
+    """确认收货: the buyer says the goods arrived; escrow is released after the return window."""
+    try:
+        await service.confirm_receipt(db, me, order_id)
+    except DomainError as err:
+        await db.rollback()
+        return await _order_page(db, me, order_id, error=_fixable(err), status_code=err.status_code)
+    return Redirect(f"/orders/{order_id}?done=confirmed", status_code=303)
+
+
+# --- merchant console: orders -----------------------------------------------------------------
+
+
+async def _my_shops(db: AsyncSession, me: Principal) -> list[Shop]:
+    shops = await catalog.shops_of(db, me)
+    if not shops and not me.has("merchant"):
+        raise Forbidden(gettext("The shop console is for merchants and shop staff."), code="not_shop_staff")
+    return shops
+
+
+def _pick_shop(shops: list[Shop], me: Principal, shop_id: int | None) -> Shop:
+    """The shop a console page is about: the one asked for, else the caller's own, else the first."""
+    if shop_id is not None:
+        for shop in shops:
+            if shop.id == shop_id:
+                return shop
+        raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
+    return next((s for s in shops if s.owner_id == me.id), shops[0])
+
+
+def _console_context(shops: list[Shop], shop: Shop, me: Principal, context: dict[str, Any]) -> dict[str, Any]:
+    """A console page's context: the shop picker, and status names as the shop reads them."""
+    return _common({
+        "shops": shops,
+        "shop": shop,
+        "owns_a_shop": any(s.owner_id == me.id for s in shops),
+        "is_owner": shop.owner_id == me.id,
+        **context,
+        "labels": STATUS_LABELS,
+    })  # fmt: skip
+
+
+@get("/console/orders", **signed_in())
+async def console_orders(
+    db: AsyncSession, me: Principal, shop: int | None = None, status: Short = "paid", cursor: Cursor = None
+) -> Template | Redirect:
+    """The shop's orders by status; paid orders (to ship) first."""
+    shops = await _my_shops(db, me)
+    if not shops:
+        return Redirect("/console", status_code=303)  # open a shop first
+    chosen = _pick_shop(shops, me, shop)
+    tab = _tab(SHOP_TABS, status)
+    items = await service.list_shop_orders(
+        db, me, chosen.id, statuses=tab.statuses, before_id=_before(cursor), limit=CONSOLE_PAGE_SIZE + 1
+    )
+    orders, next_cursor = _page(items, CONSOLE_PAGE_SIZE)
+    context = _console_context(
+        shops, chosen, me, {"tabs": SHOP_TABS, "tab": tab, "orders": orders, "next_cursor": next_cursor}
+    )
+    return Template("orders/console_list.html", context=context)
+
+
+async def _console_order(
+    db: AsyncSession, me: Principal, order_id: int, policy: service.OrderPolicy, **extra: Any
+) -> Template:
+    shops = await _my_shops(db, me)
+    order = await service.get_order(db, me, order_id)
+    shop = next((s for s in shops if s.id == order.shop_id), None)
+    if shop is None:
+        if order.buyer_id == me.id:
+            raise Forbidden(gettext("only the shop can do this"), code="not_your_shop")
+        raise NotFound(f"order {order_id} not found", code="order_not_found")
+    status = extra.pop("status_code", 200)
+    context = _console_context(
+        shops, shop, me,
+        {"order": order, "auto_confirm_days": policy.auto_confirm_days, "form": {}, "error": None,
+         "error_form": None, "bad": set(), "saved": None, **extra},
+    )  # fmt: skip
+    return Template("orders/console_detail.html", context=context, status_code=status)
+
+
+@get("/console/orders/{order_id:int}", **signed_in())
+async def console_order(
+    order_id: int, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy, saved: Short = "",
+    done: Short = "",
+) -> Template:  # fmt: skip
+    """One order for the shop: what to send where, and the ship / delivered actions. ``done`` is
+    what the payments domain's refund form comes back with."""
+    return await _console_order(db, me, order_id, order_policy, saved=saved or done or None)
+
+
+_TRACKING_RE = re.compile(r"[A-Za-z0-9-]{4,64}")
+
+
+@post("/console/orders/{order_id:int}/ship", **signed_in())
+async def ship_order(
+    order_id: int, data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+) -> Template | Redirect:
+    form = {"carrier": text(data, "carrier"), "tracking_no": text(data, "tracking_no").replace(" ", "")}
+    try:
+        if form["carrier"] not in CARRIERS:
+            raise invalid("carrier", gettext("choose the carrier"))
+        if not _TRACKING_RE.fullmatch(form["tracking_no"]):
+            raise invalid("tracking_no", gettext("4 to 64 letters, digits or dashes, as on the waybill"))
+        await service.ship_order(db, me, order_id, parse(ShipIn, form))
+    except DomainError as err:
+        await db.rollback()
+        return await _console_order(
+            db, me, order_id, order_policy, form=form, error=_fixable(err), error_form="ship", bad=bad_fields(err),
+            status_code=err.status_code,
+        )  # fmt: skip
+    return Redirect(f"/console/orders/{order_id}?saved=shipped", status_code=303)
+
+
+@post("/console/orders/{order_id:int}/delivered", **signed_in())
+async def mark_delivered(
+    order_id: int, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+) -> Template | Redirect:
+    """Until carrier events arrive (fulfilment issue), the shop marks delivery; auto-confirm starts."""
+    try:
+        await service.mark_delivered(db, me, order_id, order_policy)
+    except DomainError as err:
+        await db.rollback()
+        return await _console_order(
+            db, me, order_id, order_policy, error=_fixable(err), status_code=err.status_code
+        )
+    return Redirect(f"/console/orders/{order_id}?saved=delivered", status_code=303)
+
+
+# --- merchant console: shipping terms ---------------------------------------------------------
+
+
+def _amount(form: dict[str, str], name: str, *, allow_zero: bool) -> int | None:
+    """An optional amount typed in yuan, as fen; blank is None."""
+    if not form[name]:
+        return None
+    try:
+        fen = parse_yuan(form[name], field=name)
+    except ValidationFailed:
+        raise invalid(name, gettext("enter an amount in yuan, e.g. 12.50, or leave it blank")) from None
+    if fen > MAX_PRICE_FEN or (fen == 0 and not allow_zero):
+        raise invalid(name, gettext("enter an amount above zero, or leave it blank"))
+    return fen
+
+
+async def _shipping_page(
+    db: AsyncSession, me: Principal, shop_id: int | None, **extra: Any
+) -> Template | Redirect:
+    shops = await _my_shops(db, me)
+    if not shops:
+        return Redirect("/console", status_code=303)
+    shop = _pick_shop(shops, me, shop_id)
+    terms = await service.get_shop_terms(db, shop.id)
+    status = extra.pop("status_code", 200)
+    form = {
+        "flat_fee": yuan(terms.flat_fee_fen) if terms.flat_fee_fen else "",
+        "free_over": yuan(terms.free_over_fen) if terms.free_over_fen else "",
+    }
+    context = _console_context(
+        shops, shop, me, {"terms": terms, "form": form, "error": None, "bad": set(), "saved": False, **extra}
+    )
+    return Template("orders/shipping.html", context=context, status_code=status)
+
+
+@get("/console/shipping", **signed_in())
+async def shipping_page(
+    db: AsyncSession, me: Principal, shop: int | None = None, saved: bool = False
+) -> Template | Redirect:
+    """The shop's shipping fee: flat, and free from a goods value (both optional)."""
+    return await _shipping_page(db, me, shop, saved=saved)
+
+
+@post("/console/shipping", **signed_in())
+async def set_shipping(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
+    form = {name: text(data, name) for name in ("shop_id", "flat_fee", "free_over")}
+    shop_id = (
+        int(form["shop_id"]) if form["shop_id"].isdigit() and 0 < int(form["shop_id"]) < MAX_ID else None
+    )
+    try:
+        if shop_id is None:
+            raise invalid("shop_id", gettext("reload the page and try again"))
+        terms = {
+            "flat_fee_fen": _amount(form, "flat_fee", allow_zero=True) or 0,
+            "free_over_fen": _amount(form, "free_over", allow_zero=False),
+        }
+        await service.set_shipping(db, me, shop_id, parse(ShopTermsIn, terms))
+    except DomainError as err:
+        await db.rollback()
+        _fixable(err)
+        return await _shipping_page(
+            db, me, shop_id, form=form, error=err, bad=bad_fields(err), status_code=err.status_code
+        )
+    return Redirect(f"/console/shipping?shop={shop_id}&saved=true", status_code=303)
+
+
+routes = [
+    add_to_cart,
+    buy_page,
+    buy_now,
+    cart_page,
+    set_quantity,
+    remove_item,
+    checkout,
+    addresses_page,
+    add_address,
+    delete_address,
+    my_orders,
+    order_page,
+    cancel_order,
+    confirm_receipt,
+    console_orders,
+    console_order,
+    ship_order,
+    mark_delivered,
+    shipping_page,
+    set_shipping,
+]

@@ -1,0 +1,298 @@
+"""All order queries. State changes are conditional UPDATEs (``WHERE status IN ...``) so that two
+actors racing for the same order (a payment webhook and the pay-deadline sweeper, a buyer and a
+merchant) can never both win."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from trustlive.orders.models import (
+    Address,
+    CartItem,
+    Checkout,
+    Order,
+    OrderEvent,
+    PurchaseCount,
+    ShopTerms,
+)
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+
+async def get_address(session: AsyncSession, address_id: int) -> Address | None:
+    return await session.get(Address, address_id)
+
+
+async def list_addresses(session: AsyncSession, user_id: int) -> list[Address]:
+    stmt = (
+        select(Address)
+        .where(Address.user_id == user_id, Address.is_deleted.is_(False))
+        .order_by(Address.is_default.desc(), Address.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def clear_default_address(session: AsyncSession, user_id: int) -> None:
+    await session.execute(update(Address).where(Address.user_id == user_id).values(is_default=False))
+
+
+async def count_addresses(session: AsyncSession, user_id: int) -> int:
+    stmt = select(func.count()).where(Address.user_id == user_id, Address.is_deleted.is_(False))
+    return await session.scalar(stmt) or 0
+
+
+# --- shop terms -------------------------------------------------------------------------------
+
+
+async def shop_terms(session: AsyncSession, shop_ids: list[int]) -> dict[int, ShopTerms]:
+    if not shop_ids:
+        return {}
+    rows = await session.scalars(select(ShopTerms).where(ShopTerms.shop_id.in_(set(shop_ids))))
+    return {t.shop_id: t for t in rows}
+
+
+async def get_shop_terms(session: AsyncSession, shop_id: int) -> ShopTerms | None:
+    return await session.get(ShopTerms, shop_id)
+
+
+# --- cart -------------------------------------------------------------------------------------
+
+
+async def cart_items(
+    session: AsyncSession, buyer_id: int, item_ids: list[int] | None = None
+) -> list[CartItem]:
+    stmt = select(CartItem).where(CartItem.buyer_id == buyer_id).order_by(CartItem.id)
+    if item_ids is not None:
+        stmt = stmt.where(CartItem.id.in_(item_ids))
+    return list(await session.scalars(stmt))
+
+
+async def cart_item_for_sku(session: AsyncSession, buyer_id: int, sku_id: int) -> CartItem | None:
+    return await session.scalar(
+        select(CartItem).where(CartItem.buyer_id == buyer_id, CartItem.sku_id == sku_id)
+    )
+
+
+async def get_cart_item(session: AsyncSession, item_id: int) -> CartItem | None:
+    return await session.get(CartItem, item_id)
+
+
+async def delete_cart_items(session: AsyncSession, buyer_id: int, item_ids: list[int]) -> None:
+    if item_ids:
+        await session.execute(
+            delete(CartItem).where(CartItem.buyer_id == buyer_id, CartItem.id.in_(item_ids))
+        )
+
+
+# --- checkout and orders ----------------------------------------------------------------------
+
+
+async def find_checkout(session: AsyncSession, buyer_id: int, key: str) -> Checkout | None:
+    stmt = select(Checkout).where(Checkout.buyer_id == buyer_id, Checkout.idempotency_key == key)
+    return await session.scalar(stmt)
+
+
+async def orders_of_checkout(session: AsyncSession, checkout_id: int) -> list[Order]:
+    return list(
+        await session.scalars(select(Order).where(Order.checkout_id == checkout_id).order_by(Order.id))
+    )
+
+
+async def get_order(session: AsyncSession, order_id: int, *, with_lines: bool = False) -> Order | None:
+    if not with_lines:
+        return await session.get(Order, order_id)
+    stmt = (
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.lines))
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def orders_with_lines(session: AsyncSession, order_ids: list[int]) -> list[Order]:
+    if not order_ids:
+        return []
+    stmt = (
+        select(Order)
+        .where(Order.id.in_(order_ids))
+        .options(selectinload(Order.lines))
+        .order_by(Order.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
+    stmt = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    return list(await session.scalars(stmt))
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    buyer_id: int | None = None,
+    shop_id: int | None = None,
+    statuses: list[str] | None = None,
+    before_id: int | None = None,
+    limit: int,
+) -> list[Order]:
+    stmt = select(Order).options(selectinload(Order.lines)).order_by(Order.id.desc()).limit(limit)
+    if buyer_id is not None:
+        stmt = stmt.where(Order.buyer_id == buyer_id)
+    if shop_id is not None:
+        stmt = stmt.where(Order.shop_id == shop_id)
+    if statuses:
+        stmt = stmt.where(Order.status.in_(statuses))
+    if before_id is not None:
+        stmt = stmt.where(Order.id < before_id)
+    return list(await session.scalars(stmt))
+
+
+async def transition(
+    session: AsyncSession, order_id: int, from_statuses: tuple[str, ...], to_status: str, **values: Any
+) -> bool:
+    """Move one order from one of ``from_statuses`` to ``to_status``; False when it was not in one
+    of them any more (someone else moved it first)."""
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status.in_(from_statuses))
+        .values(status=to_status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def add_refund(session: AsyncSession, order_id: int, amount: int) -> bool:
+    """Count a refund on an order without ever exceeding what was paid."""
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.refunded_fen + amount <= Order.paid_fen)
+        .values(refunded_fen=Order.refunded_fen + amount)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def due_orders(
+    session: AsyncSession, status: str, column: str, now: dt.datetime, limit: int
+) -> list[int]:
+    deadline = getattr(Order, column)
+    stmt = (
+        select(Order.id)
+        .where(and_(Order.status == status, deadline.is_not(None), deadline <= now))
+        .order_by(deadline)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+# --- per-buyer limits -------------------------------------------------------------------------
+
+
+async def claim_purchase(
+    session: AsyncSession, buyer_id: int, sku_id: int, quantity: int, limit: int
+) -> bool:
+    """Add ``quantity`` to what the buyer holds of this SKU, only while it stays within ``limit``.
+    One statement, so concurrent orders by the same buyer cannot both squeeze under the limit."""
+    if quantity > limit:
+        return False
+    insert = _insert(session)
+    stmt = insert(PurchaseCount).values(buyer_id=buyer_id, sku_id=sku_id, quantity=quantity)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[PurchaseCount.buyer_id, PurchaseCount.sku_id],
+        set_={"quantity": PurchaseCount.quantity + quantity},
+        where=PurchaseCount.quantity + quantity <= limit,
+    ).returning(PurchaseCount.quantity)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def release_purchase(session: AsyncSession, buyer_id: int, sku_id: int, quantity: int) -> None:
+    await session.execute(
+        update(PurchaseCount)
+        .where(PurchaseCount.buyer_id == buyer_id, PurchaseCount.sku_id == sku_id)
+        .values(quantity=func.max(PurchaseCount.quantity - quantity, 0))
+        if session.bind.dialect.name == "sqlite"
+        else update(PurchaseCount)
+        .where(PurchaseCount.buyer_id == buyer_id, PurchaseCount.sku_id == sku_id)
+        .values(quantity=func.greatest(PurchaseCount.quantity - quantity, 0))
+    )
+
+
+# --- batched checkout -------------------------------------------------------------------------
+
+
+async def find_checkouts(
+    session: AsyncSession, pairs: list[tuple[int, str]]
+) -> dict[tuple[int, str], Checkout]:
+    if not pairs:
+        return {}
+    stmt = select(Checkout).where(tuple_(Checkout.buyer_id, Checkout.idempotency_key).in_(pairs))
+    return {(c.buyer_id, c.idempotency_key): c for c in await session.scalars(stmt)}
+
+
+async def addresses_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Address]:
+    if not ids:
+        return {}
+    return {a.id: a for a in await session.scalars(select(Address).where(Address.id.in_(set(ids))))}
+
+
+async def insert_checkouts(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
+    """Insert checkouts, skipping (buyer, key) pairs that exist already; returns the new ids."""
+    if not rows:
+        return {}
+    stmt = (
+        _insert(session)(Checkout)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[Checkout.buyer_id, Checkout.idempotency_key])
+        .returning(Checkout.id, Checkout.buyer_id, Checkout.idempotency_key)
+    )
+    return {(buyer, key): cid for cid, buyer, key in await session.execute(stmt)}
+
+
+async def delete_checkouts(session: AsyncSession, ids: list[int]) -> None:
+    if ids:
+        await session.execute(delete(Checkout).where(Checkout.id.in_(ids)))
+
+
+async def lock_purchase_counts(
+    session: AsyncSession, pairs: list[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """Current counts for (buyer, sku) pairs, rows created and locked (in key order) for update."""
+    if not pairs:
+        return {}
+    pairs = sorted(set(pairs))
+    await session.execute(
+        _insert(session)(PurchaseCount)
+        .values([{"buyer_id": b, "sku_id": s, "quantity": 0} for b, s in pairs])
+        .on_conflict_do_nothing(index_elements=[PurchaseCount.buyer_id, PurchaseCount.sku_id])
+    )
+    stmt = (
+        select(PurchaseCount.buyer_id, PurchaseCount.sku_id, PurchaseCount.quantity)
+        .where(tuple_(PurchaseCount.buyer_id, PurchaseCount.sku_id).in_(pairs))
+        .order_by(PurchaseCount.buyer_id, PurchaseCount.sku_id)
+    )
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return {(b, s): q for b, s, q in await session.execute(stmt)}
+
+
+async def add_purchase_counts(session: AsyncSession, increments: dict[tuple[int, int], int]) -> None:
+    for (buyer_id, sku_id), quantity in sorted(increments.items()):
+        await session.execute(
+            update(PurchaseCount)
+            .where(PurchaseCount.buyer_id == buyer_id, PurchaseCount.sku_id == sku_id)
+            .values(quantity=PurchaseCount.quantity + quantity)
+        )

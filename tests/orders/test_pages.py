@@ -1,0 +1,616 @@
+"""The buyer's and the merchant's order pages, driven through their forms with a cookie session and
+CSRF tokens, on SQLite and PostgreSQL: buy now, cart across shops, checkout replays, addresses,
+shipping, delivery, confirmation, and who may see what."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.helpers import add_category, create_user, kids_garment, open_shop, run, token_for
+from tests.web.test_pages import csrf_of, marked, sign_in
+from trustlive.config import Settings
+from trustlive.db import create_engine, create_sessionmaker, transaction
+from trustlive.orders import pages
+from trustlive.orders import service as orders
+
+JADE_PRICE = 129900
+
+
+@pytest.fixture
+def shop_world(client: TestClient, users: dict[str, dict[str, str]], settings: Settings) -> dict:
+    """Two shops with published products: merchant1's bodysuit (six SKUs, ¥8 shipping, free from
+    ¥100) and merchant2's jade bangle (one SKU, free shipping); a second buyer with an address."""
+    kids = add_category(client, users["ops1"], "kids", "童装")
+    jade = add_category(client, users["ops1"], "jade", "玉石翡翠", requires_inspection=True)
+    shop1 = open_shop(client, users["merchant1"], "小小童装")
+    shop2 = open_shop(client, users["merchant2"], "和田玉坊")
+    bodysuit = client.post(
+        f"/api/v1/shops/{shop1['id']}/products", json=kids_garment(kids["id"]), headers=users["merchant1"]
+    ).json()
+    bangle = client.post(
+        f"/api/v1/shops/{shop2['id']}/products",
+        json={
+            "title": "和田玉手镯",
+            "category_id": jade["id"],
+            "skus": [{"price_fen": JADE_PRICE, "stock": 5}],
+        },
+        headers=users["merchant2"],
+    ).json()
+    for product, merchant in ((bodysuit, "merchant1"), (bangle, "merchant2")):
+        published = client.post(f"/api/v1/products/{product['id']}/publish", headers=users[merchant])
+        assert published.status_code == 200, published.text
+    terms = client.put(
+        f"/api/v1/shops/{shop1['id']}/shipping",
+        json={"flat_fee_fen": 800, "free_over_fen": 10000},
+        headers=users["merchant1"],
+    )
+    assert terms.status_code == 200, terms.text
+    create_user(settings.database_url, "buyer2", "buyer")
+    buyer2 = token_for(client, "buyer2")
+    other_address = client.post("/api/v1/me/addresses", json=ADDRESS, headers=buyer2)
+    assert other_address.status_code == 201, other_address.text
+    creator = client.get("/api/v1/me", headers=users["creator1"]).json()
+    return {
+        **users,
+        "buyer2": buyer2,
+        "shop1": shop1,
+        "shop2": shop2,
+        "bodysuit": bodysuit,
+        "bangle": bangle,
+        "other_address": other_address.json()["id"],
+        "creator_id": creator["id"],
+    }
+
+
+ADDRESS = {
+    "recipient": "王芳",
+    "phone": "13800000000",
+    "region": "浙江省杭州市西湖区",
+    "detail": "文三路 1 号",
+}
+
+
+def add_address(client: TestClient, token: str, **changes: str) -> int:
+    """Through the address form, as a buyer would; returns the new address's id."""
+    form = {**ADDRESS, "is_default": "on", **changes, "_csrf_token": token}
+    response = client.post("/addresses", data=form, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    ids = re.findall(r'action="/addresses/(\d+)/delete"', client.get("/addresses").text)
+    return max(int(i) for i in ids)
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"no hidden {name} on the page"
+    return found.group(1)
+
+
+def buy_now(
+    client: TestClient, token: str, sku_id: int, quantity: int, address_id: int, **query: object
+) -> str:
+    """Product page → checkout page → place order; returns the redirect target."""
+    page = client.get("/buy", params={"sku_id": sku_id, "quantity": quantity, **query})
+    assert page.status_code == 200, page.text
+    form = {
+        "_csrf_token": token,
+        "idempotency_key": hidden(page.text, "idempotency_key"),
+        "sku_id": str(sku_id),
+        "quantity": str(quantity),
+        "source": hidden(page.text, "source"),
+        "address_id": str(address_id),
+    }
+    if "creator_id" in query:
+        form["creator_id"] = str(query["creator_id"])
+    placed = client.post("/buy", data=form, follow_redirects=False)
+    assert placed.status_code == 303, placed.text
+    return placed.headers["location"]
+
+
+def order_id_from(location: str) -> int:
+    found = re.fullmatch(r"/orders/(\d+)\?placed=1", location)
+    assert found, location
+    return int(found.group(1))
+
+
+def api_orders(client: TestClient, headers: dict[str, str]) -> list[dict]:
+    response = client.get("/api/v1/orders", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def api_cart(client: TestClient, headers: dict[str, str]) -> dict:
+    return client.get("/api/v1/me/cart", headers=headers).json()
+
+
+def sku_stock(client: TestClient, product_id: int, sku_id: int) -> int:
+    product = client.get(f"/api/v1/products/{product_id}").json()
+    return next(s["stock"] for s in product["skus"] if s["id"] == sku_id)
+
+
+async def _mark_paid(url: str, order_id: int, amount: int) -> str:
+    engine = create_engine(url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            return await orders.mark_paid(session, order_id, amount, "test-payment")
+    finally:
+        await engine.dispose()
+
+
+def mark_paid(settings: Settings, order_id: int, amount: int) -> None:
+    """What a captured payment does to the order (the payments domain is not needed here)."""
+    assert run(_mark_paid(settings.database_url, order_id, amount)) == "paid"
+
+
+# --- buy now ----------------------------------------------------------------------------------
+
+
+def test_buy_now_from_the_product_page_places_a_pending_order(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    product = w["bodysuit"]
+    sku = product["skus"][3]  # 80 / 浅粉, ¥69.00: below the ¥100 free-shipping threshold
+
+    page = client.get(f"/p/{product['id']}")
+    assert page.status_code == 200
+    assert 'action="/cart/items"' in page.text and 'formaction="/buy"' in page.text
+    assert f'<option value="{sku["id"]}"' in page.text  # the variant select, for browsers without JS
+    assert hidden(page.text, "source") == "shelf" and 'name="creator_id"' not in page.text
+
+    # "Buy now" carries the choice on to the checkout page, where the address is chosen.
+    form = {"_csrf_token": token, "product_id": str(product["id"]), "sku_id": str(sku["id"]),
+            "quantity": "1", "source": "shelf"}  # fmt: skip
+    started = client.post("/buy", data=form, follow_redirects=False)
+    assert started.status_code == 303
+    target = urlsplit(started.headers["location"])
+    assert target.path == "/buy"
+    assert parse_qs(target.query) == {"sku_id": [str(sku["id"])], "quantity": ["1"], "source": ["shelf"]}
+    checkout = client.get(started.headers["location"])
+    assert checkout.status_code == 200
+    assert "儿童纯棉连体衣" in checkout.text and "80 / 浅粉" in checkout.text and "¥69.00" in checkout.text
+    assert "¥8.00" in checkout.text and "¥77.00" in checkout.text
+    # Two of them pass the threshold: the quantity form recomputes, shipping becomes free.
+    two = client.get("/buy", params={"sku_id": sku["id"], "quantity": 2, "source": "shelf"})
+    assert "¥138.00" in two.text and "Free" in two.text and "¥8.00" not in two.text
+    assert f'<option value="{address_id}" selected' in checkout.text
+
+    location = buy_now(client, token, sku["id"], 1, address_id)
+    order_id = order_id_from(location)
+    detail = client.get(location)
+    assert detail.status_code == 200
+    assert 'data-status="pending_payment"' in detail.text and "Awaiting payment" in detail.text
+    assert "¥77.00" in detail.text and "Pay within" in detail.text
+    assert f'action="/orders/{order_id}/pay"' in detail.text
+    assert f'action="/orders/{order_id}/cancel"' in detail.text
+    assert "王芳" in detail.text and "文三路 1 号" in detail.text
+    [order] = api_orders(client, w["buyer1"])
+    assert order["id"] == order_id and order["status"] == "pending_payment" and order["total_fen"] == 7700
+    assert order["lines"][0]["source"] == "shelf" and order["lines"][0]["creator_id"] is None
+    assert sku_stock(client, product["id"], sku["id"]) == sku["stock"] - 1
+
+    # The list shows it under "To pay", not under "To ship"; Chinese shows 待付款.
+    assert f'id="order-{order_id}"' in client.get("/orders?status=pending_payment").text
+    assert f'id="order-{order_id}"' not in client.get("/orders?status=paid").text
+    client.cookies.set("tl_lang", "zh_Hans")
+    assert "待付款" in client.get(f"/orders/{order_id}").text
+
+
+def test_attribution_from_a_live_room_link_reaches_the_order(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    bangle = w["bangle"]
+    page = client.get(f"/p/{bangle['id']}", params={"source": "live_room", "creator": w["creator_id"]})
+    assert hidden(page.text, "source") == "live_room"
+    assert hidden(page.text, "creator_id") == str(w["creator_id"])
+    assert hidden(page.text, "sku_id") == str(bangle["skus"][0]["id"])  # one SKU: nothing to choose
+    location = buy_now(
+        client, token, bangle["skus"][0]["id"], 1, address_id, source="live_room", creator_id=w["creator_id"]
+    )
+    [order] = api_orders(client, w["buyer1"])
+    assert order["id"] == order_id_from(location) and order["total_fen"] == JADE_PRICE
+    assert order["lines"][0]["source"] == "live_room" and order["lines"][0]["creator_id"] == w["creator_id"]
+    # A made-up source is refused, not recorded.
+    form = {"_csrf_token": token, "product_id": str(bangle["id"]), "sku_id": str(bangle["skus"][0]["id"]),
+            "quantity": "1", "source": "billboard"}  # fmt: skip
+    assert client.post("/cart/items", data=form).status_code == 422
+    assert api_cart(client, w["buyer1"])["shops"] == []
+
+
+def test_anonymous_visitors_see_sign_in_to_buy(client: TestClient, shop_world: dict) -> None:
+    client.cookies.set("tl_lang", "en")
+    page = client.get(f"/p/{shop_world['bangle']['id']}")
+    assert page.status_code == 200 and "Sign in to buy" in page.text and 'formaction="/buy"' not in page.text
+
+
+@pytest.mark.parametrize("quantity", ["0", "abc", "-1", "1000", "", "1.5"])
+def test_bad_quantity_rerenders_and_creates_nothing(
+    client: TestClient, shop_world: dict, quantity: str
+) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    product, sku = w["bodysuit"], w["bodysuit"]["skus"][0]
+    form = {"_csrf_token": token, "product_id": str(product["id"]), "sku_id": str(sku["id"]),
+            "quantity": quantity, "source": "shelf"}  # fmt: skip
+    for action in ("/cart/items", "/buy"):
+        response = client.post(action, data=form, follow_redirects=False)
+        assert response.status_code == 422, (action, response.status_code)
+        assert "quantity" in marked(response.text), action
+        assert "儿童纯棉连体衣" in response.text  # the product page again, with the buy box marked
+    placed = client.post(
+        "/buy",
+        data={**form, "idempotency_key": "k-" + quantity, "address_id": str(address_id)},
+        follow_redirects=False,
+    )
+    assert placed.status_code == 422
+    assert client.get("/buy", params={"sku_id": sku["id"], "quantity": quantity}).status_code == 422
+    assert api_cart(client, w["buyer1"])["shops"] == []
+    assert api_orders(client, w["buyer1"]) == []
+    assert sku_stock(client, product["id"], sku["id"]) == sku["stock"]
+
+    # The cart's own quantity form: refused, marked, unchanged.
+    good = {**form, "quantity": "2"}
+    assert client.post("/cart/items", data=good, follow_redirects=False).status_code == 303
+    item_id = api_cart(client, w["buyer1"])["shops"][0]["lines"][0]["id"]
+    update = client.post(f"/cart/items/{item_id}", data={"quantity": quantity, "_csrf_token": token})
+    assert update.status_code == 422 and marked(update.text) == {"quantity"}
+    assert api_cart(client, w["buyer1"])["shops"][0]["lines"][0]["quantity"] == 2
+
+
+def test_no_variant_chosen_is_marked(client: TestClient, shop_world: dict) -> None:
+    token = sign_in(client, "buyer1")
+    product = shop_world["bodysuit"]
+    form = {"_csrf_token": token, "product_id": str(product["id"]), "sku_id": "", "quantity": "1"}
+    response = client.post("/cart/items", data=form)
+    assert response.status_code == 422 and "sku_id" in marked(response.text)
+    assert api_cart(client, shop_world["buyer1"])["shops"] == []
+
+
+# --- cart and checkout ------------------------------------------------------------------------
+
+
+def fill_cart(client: TestClient, token: str, w: dict) -> None:
+    """Two bodysuit SKUs from shop 1 (¥59 + 2 × ¥69 = ¥197: free shipping) and the bangle."""
+    body, bangle = w["bodysuit"], w["bangle"]
+    for product, sku, quantity in (
+        (body, body["skus"][0], 1),
+        (body, body["skus"][3], 2),
+        (bangle, bangle["skus"][0], 1),
+    ):
+        form = {"_csrf_token": token, "product_id": str(product["id"]), "sku_id": str(sku["id"]),
+                "quantity": str(quantity)}  # fmt: skip
+        added = client.post("/cart/items", data=form, follow_redirects=False)
+        assert added.status_code == 303 and added.headers["location"] == "/cart?added=1"
+
+
+def checkout_form(page: str, token: str, address_id: int) -> dict[str, object]:
+    return {
+        "_csrf_token": token,
+        "address_id": str(address_id),
+        "idempotency_key": hidden(page, "idempotency_key"),
+        "item_ids": re.findall(r'name="item_ids" value="(\d+)"', page),
+        "note": "请周末送",
+    }
+
+
+def test_cart_across_two_shops_checks_out_into_two_orders_once(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    fill_cart(client, token, w)
+    cart = client.get("/cart?added=1")
+    assert cart.status_code == 200 and "Added to your cart" in cart.text
+    assert "小小童装" in cart.text and "和田玉坊" in cart.text
+    assert "¥197.00" in cart.text and "¥1,299.00" in cart.text and "¥1,496.00" in cart.text
+    assert cart.text.count('name="item_ids"') == 3
+
+    form = checkout_form(cart.text, token, address_id)
+    first = client.post("/cart/checkout", data=form, follow_redirects=False)
+    assert first.status_code == 303, first.text
+    # The same form again (a double click, a reload): the same answer, no new orders.
+    second = client.post("/cart/checkout", data=form, follow_redirects=False)
+    assert second.status_code == 303, second.text
+    assert second.headers["location"] == first.headers["location"]
+    assert first.headers["location"].startswith("/orders?checkout=")
+
+    placed = api_orders(client, w["buyer1"])
+    assert len(placed) == 2
+    assert sorted(o["total_fen"] for o in placed) == [19700, JADE_PRICE]
+    assert {o["shop_id"] for o in placed} == {w["shop1"]["id"], w["shop2"]["id"]}
+    assert all(o["note"] == "请周末送" and o["status"] == "pending_payment" for o in placed)
+    assert api_cart(client, w["buyer1"])["shops"] == []
+    summary = client.get(first.headers["location"])
+    assert summary.status_code == 200 and "小小童装" in summary.text and "和田玉坊" in summary.text
+    for o in placed:
+        assert f'action="/orders/{o["id"]}/pay"' in summary.text
+    assert (
+        f'action="/checkouts/{placed[0]["checkout_id"]}/pay"' in summary.text and "¥1,496.00" in summary.text
+    )
+    assert "Your cart is empty" in client.get("/cart").text
+
+
+def test_cart_lines_update_and_remove(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    fill_cart(client, token, w)
+    lines = {
+        line["sku_id"]: line["id"] for s in api_cart(client, w["buyer1"])["shops"] for line in s["lines"]
+    }
+    cheap = lines[w["bodysuit"]["skus"][0]["id"]]
+    updated = client.post(
+        f"/cart/items/{cheap}", data={"quantity": "3", "_csrf_token": token}, follow_redirects=False
+    )
+    assert updated.status_code == 303
+    removed = client.post(
+        f"/cart/items/{lines[w['bangle']['skus'][0]['id']]}/remove", data={"_csrf_token": token}
+    )
+    assert removed.status_code == 200
+    cart = api_cart(client, w["buyer1"])
+    assert [s["shop_id"] for s in cart["shops"]] == [w["shop1"]["id"]]
+    assert cart["total_fen"] == 3 * 5900 + 2 * 6900  # ¥315: free shipping
+    # Someone else's cart line: 404, nothing changes.
+    other = sign_in(client, "buyer2")
+    assert (
+        client.post(f"/cart/items/{cheap}", data={"quantity": "9", "_csrf_token": other}).status_code == 404
+    )
+    assert client.post(f"/cart/items/{cheap}/remove", data={"_csrf_token": other}).status_code == 404
+    assert api_cart(client, w["buyer1"])["total_fen"] == 3 * 5900 + 2 * 6900
+
+
+def test_someone_elses_address_places_no_order(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    add_address(client, token)
+    sku = w["bangle"]["skus"][0]
+    page = client.get("/buy", params={"sku_id": sku["id"], "quantity": 1})
+    form = {"_csrf_token": token, "idempotency_key": hidden(page.text, "idempotency_key"),
+            "sku_id": str(sku["id"]), "quantity": "1", "source": "shelf",
+            "address_id": str(w["other_address"])}  # fmt: skip
+    refused = client.post("/buy", data=form)
+    assert refused.status_code in (404, 422) and "address_id" in marked(refused.text)
+    assert "Choose one of your own addresses" in refused.text
+
+    fill_cart(client, token, w)
+    cart = client.get("/cart").text
+    checkout = client.post("/cart/checkout", data=checkout_form(cart, token, w["other_address"]))
+    assert checkout.status_code in (404, 422) and "address_id" in marked(checkout.text)
+    assert api_orders(client, w["buyer1"]) == []
+    assert len(api_cart(client, w["buyer1"])["shops"]) == 2
+    assert sku_stock(client, w["bangle"]["id"], sku["id"]) == sku["stock"]
+
+    no_address = client.post("/cart/checkout", data={**checkout_form(cart, token, 1), "address_id": ""})
+    assert no_address.status_code == 422 and "address_id" in marked(no_address.text)
+
+
+def test_addresses_page_adds_validates_and_deletes(client: TestClient, shop_world: dict) -> None:
+    token = sign_in(client, "buyer1")
+    page = client.get("/addresses", params={"next": "/cart#checkout"})
+    assert page.status_code == 200 and 'href="/cart#checkout"' in page.text
+    bad = client.post("/addresses", data={**ADDRESS, "phone": "call me", "region": "", "_csrf_token": token})
+    assert bad.status_code == 422 and marked(bad.text) & {"phone", "region"}
+    assert client.get("/api/v1/me/addresses", headers=shop_world["buyer1"]).json() == []
+    saved = client.post(
+        "/addresses", data={**ADDRESS, "next": "/cart#checkout", "_csrf_token": token}, follow_redirects=False
+    )
+    assert saved.status_code == 303 and saved.headers["location"] == "/cart#checkout"
+    evil = client.post(
+        "/addresses", data={**ADDRESS, "next": "//evil.example", "_csrf_token": token}, follow_redirects=False
+    )
+    assert evil.headers["location"] == "/addresses"
+    mine = client.get("/api/v1/me/addresses", headers=shop_world["buyer1"]).json()
+    assert len(mine) == 2 and mine[0]["is_default"]
+    other = client.post(f"/addresses/{shop_world['other_address']}/delete", data={"_csrf_token": token})
+    assert other.status_code == 404
+    gone = client.post(
+        f"/addresses/{mine[1]['id']}/delete", data={"_csrf_token": token}, follow_redirects=False
+    )
+    assert gone.status_code == 303
+    assert len(client.get("/api/v1/me/addresses", headers=shop_world["buyer1"]).json()) == 1
+    assert len(client.get("/api/v1/me/addresses", headers=shop_world["buyer2"]).json()) == 1
+
+
+# --- orders: pay, ship, deliver, confirm ------------------------------------------------------
+
+
+def test_merchant_ships_and_the_buyer_confirms_receipt(
+    client: TestClient, shop_world: dict, settings: Settings
+) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    order_id = order_id_from(buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id))
+    token = sign_in(client, "merchant1")
+    unpaid = {"carrier": "SF", "tracking_no": "SF1234567890", "_csrf_token": token}
+    assert client.post(f"/console/orders/{order_id}/ship", data=unpaid).status_code == 409  # not paid yet
+    mark_paid(settings, order_id, 5900 + 800)
+
+    console = client.get("/console")
+    assert 'href="/console/orders?shop=' in console.text and 'href="/console/shipping?shop=' in console.text
+    queue = client.get("/console/orders")
+    assert queue.status_code == 200
+    assert f'href="/console/orders/{order_id}"' in queue.text and "王芳" in queue.text
+    assert "儿童纯棉连体衣" in queue.text and "¥67.00" in queue.text
+    assert f'href="/console/orders/{order_id}"' not in client.get("/console/orders?status=shipped").text
+    detail = client.get(f"/console/orders/{order_id}")
+    assert detail.status_code == 200 and f'action="/console/orders/{order_id}/ship"' in detail.text
+    assert 'value="SF"' in detail.text and "文三路 1 号" in detail.text
+
+    ship = f"/console/orders/{order_id}/ship"
+    for bad, field in (
+        ({"carrier": "SF", "tracking_no": "bad no!"}, "tracking_no"),
+        ({"carrier": "SF", "tracking_no": "12"}, "tracking_no"),
+        ({"carrier": "XX", "tracking_no": "SF1234567890"}, "carrier"),
+        ({"carrier": "", "tracking_no": "SF1234567890"}, "carrier"),
+    ):
+        response = client.post(ship, data={**bad, "_csrf_token": token})
+        assert response.status_code == 422, bad
+        assert field in marked(response.text), (bad, marked(response.text))
+    assert client.get(f"/api/v1/orders/{order_id}", headers=w["merchant1"]).json()["status"] == "paid"
+
+    shipped = client.post(
+        ship,
+        data={"carrier": "SF", "tracking_no": "SF1234567890", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert shipped.status_code == 303
+    page = client.get(shipped.headers["location"])
+    assert "Marked as shipped" in page.text and "SF Express" in page.text and "SF1234567890" in page.text
+    again = client.post(ship, data={"carrier": "SF", "tracking_no": "SF1234567890", "_csrf_token": token})
+    assert again.status_code == 409
+    delivered = client.post(
+        f"/console/orders/{order_id}/delivered", data={"_csrf_token": token}, follow_redirects=False
+    )
+    assert delivered.status_code == 303
+
+    token = sign_in(client, "buyer1")
+    mine = client.get(f"/orders/{order_id}")
+    assert "Delivered" in mine.text and f'action="/orders/{order_id}/confirm"' in mine.text
+    assert "SF Express" in mine.text and "SF1234567890" in mine.text
+    confirmed = client.post(
+        f"/orders/{order_id}/confirm", data={"_csrf_token": token}, follow_redirects=False
+    )
+    assert confirmed.status_code == 303
+    done = client.get(confirmed.headers["location"])
+    assert 'data-status="completed"' in done.text and "Thank you for confirming receipt" in done.text
+    assert "receipt confirmed by the buyer" in done.text  # the timeline
+    twice = client.post(f"/orders/{order_id}/confirm", data={"_csrf_token": token})
+    assert twice.status_code == 409 and 'data-status="completed"' in twice.text
+    assert client.get(f"/api/v1/orders/{order_id}", headers=w["buyer1"]).json()["status"] == "completed"
+
+
+def test_buyer_cancels_an_unpaid_order_and_the_stock_returns(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    sku = w["bangle"]["skus"][0]
+    order_id = order_id_from(buy_now(client, token, sku["id"], 2, address_id))
+    assert sku_stock(client, w["bangle"]["id"], sku["id"]) == sku["stock"] - 2
+
+    other = sign_in(client, "buyer2")
+    assert client.post(f"/orders/{order_id}/cancel", data={"_csrf_token": other}).status_code == 404
+    assert client.post(f"/orders/{order_id}/confirm", data={"_csrf_token": other}).status_code == 404
+
+    token = sign_in(client, "buyer1")
+    cancelled = client.post(f"/orders/{order_id}/cancel", data={"_csrf_token": token}, follow_redirects=False)
+    assert cancelled.status_code == 303
+    page = client.get(cancelled.headers["location"])
+    assert 'data-status="cancelled"' in page.text and "cancelled by the buyer" in page.text
+    assert f'action="/orders/{order_id}/pay"' not in page.text
+    assert sku_stock(client, w["bangle"]["id"], sku["id"]) == sku["stock"]
+    assert f'id="order-{order_id}"' in client.get("/orders?status=closed").text
+
+
+def test_who_may_see_which_order(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    order_id = order_id_from(buy_now(client, token, w["bangle"]["skus"][0]["id"], 1, address_id))
+    # The buyer is not the shop.
+    assert client.get("/console/orders").status_code == 403
+    assert client.get(f"/console/orders/{order_id}").status_code in (403, 404)
+    ship = {"carrier": "SF", "tracking_no": "SF1234567890", "_csrf_token": token}
+    assert client.post(f"/console/orders/{order_id}/ship", data=ship).status_code in (403, 404)
+    assert client.get("/console/shipping").status_code == 403
+    # Another buyer sees nothing.
+    sign_in(client, "buyer2")
+    assert client.get(f"/orders/{order_id}").status_code == 404
+    assert f'id="order-{order_id}"' not in client.get("/orders").text
+    # Another shop neither; the bangle's own shop sees it in its console.
+    sign_in(client, "merchant1")
+    assert client.get(f"/console/orders/{order_id}").status_code == 404
+    assert f'href="/console/orders/{order_id}"' not in client.get("/console/orders?status=all").text
+    sign_in(client, "merchant2")
+    assert client.get(f"/console/orders/{order_id}").status_code == 200
+    assert client.get(f"/orders/{order_id}", follow_redirects=False).headers["location"] == (
+        f"/console/orders/{order_id}"
+    )
+    assert client.get(f"/console/orders?status=pending_payment&shop={w['shop1']['id']}").status_code == 403
+    assert client.get("/orders?status=bogus").status_code == 422
+    assert client.get("/console/orders?status=bogus").status_code == 422
+    assert client.get("/orders?cursor=garbage!").status_code == 400
+    assert client.get("/orders/999999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/cart", "/orders", "/orders/1", "/addresses", "/buy?sku_id=1", "/console/orders"]
+)
+def test_anonymous_visitors_are_sent_to_sign_in(client: TestClient, path: str) -> None:
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code in (302, 303)
+    location = response.headers["location"]
+    assert location.startswith("/login?next=") and unquote(location.split("=", 1)[1]) == path
+
+
+def test_my_orders_pages_with_a_cursor(
+    client: TestClient, shop_world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "PAGE_SIZE", 2)
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    ids = [order_id_from(buy_now(client, token, shop_world["bangle"]["skus"][0]["id"], 1, address_id))
+           for _ in range(3)]  # fmt: skip
+    first = client.get("/orders")
+    shown = [int(i) for i in re.findall(r'id="order-(\d+)"', first.text)]
+    assert shown == ids[::-1][:2]
+    more = re.search(r'href="\?cursor=([^"]+)"', first.text)
+    assert more, "no link to the next page"
+    second = client.get(f"/orders?cursor={more.group(1)}")
+    assert [int(i) for i in re.findall(r'id="order-(\d+)"', second.text)] == [ids[0]]
+    assert 'rel="next"' not in second.text
+
+
+# --- shipping terms ---------------------------------------------------------------------------
+
+
+def test_owner_sets_shipping_terms(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "merchant2")
+    page = client.get("/console/shipping")
+    assert page.status_code == 200 and 'name="flat_fee"' in page.text
+    shop_id = str(w["shop2"]["id"])
+    for bad, field in (
+        ({"flat_fee": "abc", "free_over": ""}, "flat_fee"),
+        ({"flat_fee": "-5", "free_over": ""}, "flat_fee"),
+        ({"flat_fee": "8", "free_over": "0"}, "free_over"),
+        ({"flat_fee": "8", "free_over": "1.234"}, "free_over"),
+    ):
+        response = client.post("/console/shipping", data={**bad, "shop_id": shop_id, "_csrf_token": token})
+        assert response.status_code == 422, bad
+        assert field in marked(response.text), (bad, marked(response.text))
+    terms = client.get(f"/api/v1/shops/{shop_id}/terms").json()
+    assert terms["flat_fee_fen"] == 0 and terms["free_over_fen"] is None
+    saved = client.post(
+        "/console/shipping",
+        data={"flat_fee": "12", "free_over": "2000.50", "shop_id": shop_id, "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    page = client.get(saved.headers["location"])
+    assert 'value="12.00"' in page.text and 'value="2000.50"' in page.text and "Saved" in page.text
+    terms = client.get(f"/api/v1/shops/{shop_id}/terms").json()
+    assert terms["flat_fee_fen"] == 1200 and terms["free_over_fen"] == 200050
+    # Someone else's shop: refused, unchanged.
+    theirs = {"flat_fee": "99", "free_over": "", "shop_id": str(w["shop1"]["id"]), "_csrf_token": token}
+    assert client.post("/console/shipping", data=theirs).status_code == 403
+    assert client.get(f"/api/v1/shops/{w['shop1']['id']}/terms").json()["flat_fee_fen"] == 800
+    # Blank means free.
+    cleared = {"flat_fee": "", "free_over": "", "shop_id": shop_id, "_csrf_token": token}
+    assert client.post("/console/shipping", data=cleared, follow_redirects=False).status_code == 303
+    assert client.get(f"/api/v1/shops/{shop_id}/terms").json()["flat_fee_fen"] == 0
+
+
+def test_checkout_page_csrf(client: TestClient, shop_world: dict) -> None:
+    """The checkout forms ride on the session cookie: without the page's token nothing is placed."""
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    fill_cart(client, token, shop_world)
+    form = checkout_form(client.get("/cart").text, token, address_id)
+    del form["_csrf_token"]
+    assert client.post("/cart/checkout", data=form).status_code == 403
+    assert api_orders(client, shop_world["buyer1"]) == []
+    assert csrf_of(client.get("/cart").text)

@@ -1,0 +1,340 @@
+"""Checkout, stock, limits, the state machine, deadlines and settlement, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.orders.world import World, build, set_shipping, stock_of
+from trustlive.db import transaction, utcnow
+from trustlive.errors import DomainError
+from trustlive.ledger import service as ledger
+from trustlive.orders import service as orders
+from trustlive.orders import tasks
+from trustlive.orders.models import Order, OrderLine
+from trustlive.orders.schemas import ItemIn, OrderIn, ShipIn
+
+
+def order_in(world: World, buyer_index: int, *items: tuple[int, int], **extra: object) -> OrderIn:
+    buyer = world.buyers[buyer_index]
+    return OrderIn(
+        items=[ItemIn(sku_id=s, quantity=q) for s, q in items], address_id=world.addresses[buyer.id], **extra
+    )  # type: ignore[arg-type]
+
+
+async def place(
+    world: World, buyer_index: int, *items: tuple[int, int], key: str, **extra: object
+) -> orders.Placed:
+    async with transaction(world.sessionmaker) as s:
+        return await orders.place_order(
+            s, world.buyers[buyer_index], order_in(world, buyer_index, *items, **extra), key
+        )
+
+
+async def attempt(world: World, buyer_index: int, *items: tuple[int, int], key: str, **extra: object) -> str:
+    try:
+        await place(world, buyer_index, *items, key=key, **extra)
+        return "ok"
+    except DomainError as err:
+        return err.code
+
+
+async def count_orders(world: World) -> int:
+    async with transaction(world.sessionmaker) as s:
+        return await s.scalar(select(func.count()).select_from(Order)) or 0
+
+
+async def pay(world: World, order_id: int) -> str:
+    async with transaction(world.sessionmaker) as s:
+        order = await s.get(Order, order_id)
+        # What the payments domain does on a captured payment: escrow it, then mark the order paid.
+        await ledger.post(s, kind="capture", ref=f"test:{order_id}", idempotency_key=f"capture:test:{order_id}",
+                          postings=ledger.capture_postings(order.total_fen))  # fmt: skip
+        return await orders.mark_paid(s, order_id, order.total_fen, f"test-{order_id}")
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_place_order_snapshots_lines_and_takes_stock(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            await set_shipping(w, 0, flat=800, free_over=20000)
+            placed = await place(w, 0, (w.skus[0], 2), key="k1", source="live_room", creator_id=w.creator.id)
+            assert not placed.replayed and len(placed.orders) == 1
+            order = placed.orders[0]
+            assert (order.status, order.goods_fen, order.shipping_fen, order.total_fen) == (
+                "pending_payment",
+                11800,
+                800,
+                12600,
+            )
+            assert order.pay_deadline - order.created_at == dt.timedelta(minutes=15)
+            assert await stock_of(w, w.skus[0]) == 8
+            async with transaction(w.sessionmaker) as s:
+                line = await s.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+                assert (line.title, line.unit_price_fen, line.quantity, line.source, line.creator_id) == (
+                    "商品1",
+                    5900,
+                    2,
+                    "live_room",
+                    w.creator.id,
+                )
+                assert (line.commission_bp, line.service_fee_bp, line.requires_inspection) == (
+                    2000,
+                    500,
+                    False,
+                )
+            # Free shipping from 200 yuan of goods.
+            big = await place(w, 0, (w.skus[0], 4), key="k2")
+            assert big.orders[0].shipping_fen == 0
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_one_order_per_shop(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            placed = await place(w, 0, (w.skus[0], 1), (w.skus[1], 1), key="multi")
+            assert sorted(o.shop_id for o in placed.orders) == sorted(w.shops)
+            assert {o.checkout_id for o in placed.orders} == {placed.checkout.id}
+            assert placed.checkout.total_fen == 5900 + 128000
+            jade_line = next(o for o in placed.orders if o.shop_id == w.shops[1])
+            assert jade_line.total_fen == 128000
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_idempotency_key(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            first = await place(w, 0, (w.skus[0], 1), key="same")
+            again = await place(w, 0, (w.skus[0], 1), key="same")
+            assert again.replayed and [o.id for o in again.orders] == [o.id for o in first.orders]
+            assert await stock_of(w, w.skus[0]) == 9 and await count_orders(w) == 1
+            assert await attempt(w, 0, (w.skus[0], 2), key="same") == "idempotency_mismatch"
+            # Keys are per buyer: another buyer may use the same string.
+            assert await attempt(w, 1, (w.skus[0], 1), key="same") == "ok"
+            assert await attempt(w, 0, (w.skus[0], 1), key="") == "idempotency_key_required"
+            # Twelve concurrent retries of one request create one order.
+            results = await asyncio.gather(*(place(w, 1, (w.skus[1], 1), key="retry") for _ in range(12)))
+            assert len({r.orders[0].id for r in results}) == 1
+            assert await stock_of(w, w.skus[1]) == 9 and await count_orders(w) == 3
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_bad_orders_change_nothing(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            async with transaction(w.sessionmaker) as s:
+                from trustlive.catalog import service as catalog
+
+                await catalog.unpublish(
+                    s, w.merchants[1], (await catalog.skus_for_sale(s, [w.skus[1]]))[w.skus[1]].product_id
+                )
+            other_address = w.addresses[w.buyers[1].id]
+            outcomes = [
+                await attempt(w, 0, (999999, 1), key="a"),
+                await attempt(w, 0, (w.skus[1], 1), key="b"),  # unpublished
+                await attempt(w, 0, (w.skus[0], 11), key="c"),  # more than the stock
+                await attempt(w, 0, (w.skus[0], 1), (w.skus[0], 999), key="d"),  # 1000 of one SKU
+                await attempt(w, 0, (w.skus[0], 1), key="e", creator_id=w.buyers[1].id),  # not a creator
+            ]
+            async with transaction(w.sessionmaker) as s:
+                body = OrderIn(items=[ItemIn(sku_id=w.skus[0], quantity=1)], address_id=other_address)
+                with pytest.raises(DomainError) as info:
+                    await orders.place_order(s, w.buyers[0], body, "f")
+                outcomes.append(info.value.code)
+                with pytest.raises(DomainError) as info:
+                    await orders.place_order(
+                        s,
+                        w.buyers[0],
+                        OrderIn(items=[ItemIn(sku_id=w.skus[0], quantity=0)], address_id=1),
+                        "g",
+                    )
+                outcomes.append(info.value.code)
+            assert outcomes == [
+                "not_on_sale", "not_on_sale", "out_of_stock", "validation_error", "validation_error",
+                "address_not_found", "validation_error",
+            ]  # fmt: skip
+            assert await count_orders(w) == 0
+            assert await stock_of(w, w.skus[0]) == 10
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_state_machine_and_illegal_moves(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = (await place(w, 0, (w.skus[0], 1), key="k")).orders[0]
+            buyer, other, seller = w.buyers[0], w.buyers[1], w.merchants[0]
+
+            async def code(coro) -> str:  # type: ignore[no-untyped-def]
+                try:
+                    async with transaction(w.sessionmaker) as s:
+                        await coro(s)
+                    return "ok"
+                except DomainError as err:
+                    return err.code
+
+            ship = ShipIn(carrier="顺丰", tracking_no="SF1234567890")
+            assert await code(lambda s: orders.ship_order(s, seller, order.id, ship)) == "invalid_transition"
+            assert await code(lambda s: orders.confirm_receipt(s, buyer, order.id)) == "invalid_transition"
+            assert await pay(w, order.id) == "paid"
+            assert await pay(w, order.id) == "already_paid"
+            assert await code(lambda s: orders.cancel_order(s, buyer, order.id)) == "invalid_transition"
+            assert await code(lambda s: orders.ship_order(s, buyer, order.id, ship)) == "not_your_shop"
+            assert (
+                await code(lambda s: orders.ship_order(s, w.merchants[1], order.id, ship))
+                == "order_not_found"
+            )
+            assert await code(lambda s: orders.get_order(s, other, order.id)) == "order_not_found"
+            assert await code(lambda s: orders.ship_order(s, seller, order.id, ship)) == "ok"
+            assert await code(lambda s: orders.ship_order(s, seller, order.id, ship)) == "invalid_transition"
+            assert await code(lambda s: orders.confirm_receipt(s, other, order.id)) == "order_not_found"
+            assert await code(lambda s: orders.mark_delivered(s, seller, order.id)) == "ok"
+            assert await code(lambda s: orders.confirm_receipt(s, buyer, order.id)) == "ok"
+            async with transaction(w.sessionmaker) as s:
+                detail = await orders.get_order(s, buyer, order.id)
+            assert detail.status == "completed"
+            assert [e.to_status for e in detail.events] == [
+                "pending_payment",
+                "paid",
+                "shipped",
+                "delivered",
+                "completed",
+            ]
+            # Settlement waits for max(return window 7 d, shop tier 7 d).
+            assert detail.settle_at - detail.completed_at == dt.timedelta(days=7)
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_pay_deadline_cancels_and_returns_stock(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            late = (await place(w, 0, (w.skus[0], 3), key="late")).orders[0]
+            paid = (await place(w, 1, (w.skus[0], 2), key="paid")).orders[0]
+            assert await pay(w, paid.id) == "paid"
+            assert await stock_of(w, w.skus[0]) == 5
+            assert await tasks.cancel_unpaid(w.sessionmaker, utcnow()) == 0  # not due yet
+            later = utcnow() + dt.timedelta(minutes=16)
+            assert await tasks.cancel_unpaid(w.sessionmaker, later) == 1
+            assert await tasks.cancel_unpaid(w.sessionmaker, later) == 0  # idempotent
+            assert await stock_of(w, w.skus[0]) == 8
+            async with transaction(w.sessionmaker) as s:
+                detail = await orders.get_order(s, w.buyers[0], late.id)
+            assert (detail.status, detail.cancel_reason) == ("cancelled", "payment_timeout")
+            # A payment that arrives after the cancellation is not accepted: the caller refunds it.
+            assert await pay(w, late.id) == "not_payable"
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_settlement_splits_escrow_to_the_fen(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            await set_shipping(w, 0, flat=1000, free_over=None)
+            order = (
+                await place(w, 0, (w.skus[0], 3), key="s", source="live_room", creator_id=w.creator.id)
+            ).orders[0]
+            assert order.total_fen == 3 * 5900 + 1000
+            await pay(w, order.id)
+            async with transaction(w.sessionmaker) as s:
+                await orders.ship_order(
+                    s, w.merchants[0], order.id, ShipIn(carrier="中通", tracking_no="ZT0001")
+                )
+                await orders.confirm_receipt(s, w.buyers[0], order.id)
+                await orders.record_refund(s, order.id, 2000, "partial refund")
+                await ledger.post(s, kind="refund", ref=f"order:{order.id}", idempotency_key="r1",
+                                  postings=ledger.refund_postings(2000))  # fmt: skip
+            assert await tasks.settle(w.sessionmaker, utcnow()) == 0
+            policy = orders.OrderPolicy(platform_commission_share_bp=1000)
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8), policy) == 1
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=9), policy) == 0
+            async with transaction(w.sessionmaker) as s:
+                balances = {
+                    a: await ledger.balance(s, a)
+                    for a in (ledger.ESCROW, ledger.PLATFORM_FEE_REVENUE, ledger.PLATFORM_COMMISSION_REVENUE,
+                              ledger.shop_payable(w.shops[0]), ledger.creator_payable(w.creator.id))
+                }  # fmt: skip
+                report = await ledger.verify(s)
+            # goods 17700, refund 2000 off goods -> base 15700; fee 5% = 785; commission 20% = 3140,
+            # platform keeps 10% of it = 314, creator 2826; shop = 16700 - 785 - 3140 = 12775.
+            assert balances == {
+                ledger.ESCROW: 0, ledger.PLATFORM_FEE_REVENUE: 785, ledger.PLATFORM_COMMISSION_REVENUE: 314,
+                ledger.shop_payable(w.shops[0]): 12775, ledger.creator_payable(w.creator.id): 2826,
+            }  # fmt: skip
+            assert report.ok, report.problems
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_full_refund_before_shipping_returns_stock(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = (await place(w, 0, (w.skus[0], 4), key="r")).orders[0]
+            await pay(w, order.id)
+            async with transaction(w.sessionmaker) as s:
+                await orders.record_refund(s, order.id, order.total_fen - 1)
+            assert await stock_of(w, w.skus[0]) == 6  # partial: nothing comes back
+            async with transaction(w.sessionmaker) as s:
+                with pytest.raises(DomainError) as info:
+                    await orders.record_refund(s, order.id, 2)
+                assert info.value.code == "refund_exceeds_payment"
+            async with transaction(w.sessionmaker) as s:
+                refunded = await orders.record_refund(s, order.id, 1)
+            assert refunded.status == "refunded" and refunded.refunded_fen == refunded.paid_fen
+            assert await stock_of(w, w.skus[0]) == 10
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_auto_confirm_after_delivery(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = (await place(w, 0, (w.skus[0], 1), key="a")).orders[0]
+            await pay(w, order.id)
+            async with transaction(w.sessionmaker) as s:
+                await orders.ship_order(
+                    s, w.merchants[0], order.id, ShipIn(carrier="韵达", tracking_no="YD0001")
+                )
+                await orders.mark_delivered(s, w.merchants[0], order.id)
+            assert await tasks.auto_confirm(w.sessionmaker, utcnow() + dt.timedelta(days=9)) == 0
+            assert await tasks.auto_confirm(w.sessionmaker, utcnow() + dt.timedelta(days=10, minutes=1)) == 1
+            async with transaction(w.sessionmaker) as s:
+                assert (await orders.get_order(s, w.buyers[0], order.id)).status == "completed"
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
