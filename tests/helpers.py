@@ -22,6 +22,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
         var_dir=tmp_path,
         media_dir=tmp_path / "media",
         cookie_secure="false",
+        task_interval_seconds=0,  # tests run the sweepers themselves, at the moments they choose
     )
     return base.with_overrides(**overrides) if overrides else base
 

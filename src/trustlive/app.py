@@ -31,6 +31,17 @@ from trustlive.config import Settings, load_settings
 from trustlive.db import create_engine, create_sessionmaker
 from trustlive.errors import Unauthorized
 from trustlive.events import EventBus, OutboxRelay
+from trustlive.ledger import api as ledger_api
+from trustlive.ledger import pages as ledger_pages
+from trustlive.ledger import tasks as ledger_tasks
+from trustlive.orders import api as orders_api
+from trustlive.orders import pages as orders_pages
+from trustlive.orders import service as orders
+from trustlive.orders import tasks as order_tasks
+from trustlive.payments import api as payments_api
+from trustlive.payments import pages as payments_pages
+from trustlive.payments import tasks as payment_tasks
+from trustlive.scheduler import Scheduler
 from trustlive.web import pages as web_pages
 from trustlive.web.errors import handle_exception
 from trustlive.web.policy import current_principal, public
@@ -81,6 +92,14 @@ def provide_throttle(state: State) -> accounts.Throttle:
     return state.throttle
 
 
+def provide_order_policy(state: State) -> orders.OrderPolicy:
+    return state.order_policy
+
+
+def provide_checkout_batcher(state: State) -> orders.CheckoutBatcher:
+    return state.checkout_batcher
+
+
 def create_app(
     settings: Settings | None = None, *, bus: EventBus | None = None, relay_in_background: bool = True
 ) -> Litestar:
@@ -111,9 +130,23 @@ def create_app(
             ),
         )
         task = asyncio.create_task(app.state.relay.run_forever()) if relay_in_background else None
+        app.state.checkout_batcher = orders.CheckoutBatcher(sessionmaker, app.state.order_policy)
+        scheduler = Scheduler(settings.task_interval_seconds)
+        policy = app.state.order_policy
+        scheduler.add("orders", lambda: order_tasks.run_due(sessionmaker, policy=policy))
+        scheduler.add("payouts", lambda: ledger_tasks.process_payouts(sessionmaker))
+        scheduler.add("payments", lambda: payment_tasks.run_once(sessionmaker, settings))
+        app.state.scheduler = scheduler
+        sweeping = (
+            asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None
+        )
         try:
             yield
         finally:
+            await app.state.checkout_batcher.stop()
+            if sweeping is not None:
+                scheduler.stop()
+                await sweeping
             if task is not None:
                 app.state.relay.stop()
                 try:
@@ -129,10 +162,22 @@ def create_app(
 
     return Litestar(
         route_handlers=[
-            Router(path="/api/v1", route_handlers=[*accounts_api.routes, *catalog_api.routes]),
+            Router(
+                path="/api/v1",
+                route_handlers=[
+                    *accounts_api.routes,
+                    *catalog_api.routes,
+                    *orders_api.routes,
+                    *ledger_api.routes,
+                    *payments_api.routes,
+                ],
+            ),
             *web_pages.routes,
             *accounts_pages.routes,
             *catalog_pages.routes,
+            *orders_pages.routes,
+            *ledger_pages.routes,
+            *payments_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],
@@ -143,6 +188,8 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
             "uow": Provide(provide_uow, sync_to_thread=False),
             "throttle": Provide(provide_throttle, sync_to_thread=False),
+            "order_policy": Provide(provide_order_policy, sync_to_thread=False),
+            "checkout_batcher": Provide(provide_checkout_batcher, sync_to_thread=False),
         },
         middleware=[
             DefineMiddleware(LocaleMiddleware, default=settings.default_locale),
@@ -159,7 +206,7 @@ def create_app(
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
             openapi_router=Router(path="/schema", route_handlers=[], opt=public()["opt"]),
         ),
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "order_policy": orders.OrderPolicy.from_settings(settings)}),
         lifespan=[lifespan],
         request_max_body_size=MAX_REQUEST_BYTES,
         debug=settings.debug,

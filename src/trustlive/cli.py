@@ -21,6 +21,12 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage accounts and roles.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+ledger_app = typer.Typer(help="The money ledger: verify the chain, balances, payouts.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+payments_app = typer.Typer(
+    help="Payments: refunds to the provider, sandbox webhook deliveries.", no_args_is_help=True
+)
+app.add_typer(payments_app, name="payments")
 console = Console()
 
 ROLES = ["buyer", "creator", "merchant", "ops", "inspector", "care_specialist"]
@@ -171,6 +177,102 @@ def user_create(
         console.print(f"[red]{err.message}[/]")
         raise typer.Exit(code=2) from None
     console.print(f"[green]created user {username} (id {user_id})[/] roles: {', '.join(sorted(granted))}")
+
+
+async def _with_session(work):  # type: ignore[no-untyped-def]
+    """Run ``work(session)`` in one transaction against the configured database."""
+    from trustlive.db import create_engine, create_sessionmaker, transaction
+
+    engine = create_engine(load_settings().database_url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Recompute the hash chain and check every balance. Exit 0 if the ledger is intact, 1 with
+    the problems listed otherwise."""
+    from trustlive.ledger import service as ledger
+
+    with console.status("verifying the ledger…"):
+        report = asyncio.run(_with_session(ledger.verify))
+    summary = f"{report.transactions_checked} transactions, {report.postings_checked} postings checked"
+    if report.ok:
+        console.print(f"[green]ledger OK[/]: {summary}")
+        if report.head_hash:
+            console.print(f"chain head: {report.head_hash}")
+        return
+    console.print(f"[red bold]ledger FAILED verification[/]: {summary}")
+    if report.first_bad_transaction is not None:
+        console.print(f"[red]first bad transaction: {report.first_bad_transaction}[/]")
+    for problem in report.problems:
+        console.print(f"[red]-[/] {problem}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+@ledger_app.command("balances")
+def ledger_balances(
+    prefix: Annotated[
+        str | None, typer.Option(help="Only accounts starting with this, e.g. shop: or platform:")
+    ] = None,
+) -> None:
+    """Every account with postings and its balance (fen and yuan)."""
+    from trustlive.ledger import service as ledger
+    from trustlive.money import format_fen
+
+    rows = asyncio.run(_with_session(lambda s: ledger.balances(s, prefix)))
+    table = Table(title="Ledger balances")
+    table.add_column("account")
+    table.add_column("fen", justify="right")
+    table.add_column("yuan", justify="right")
+    for row in rows:
+        table.add_row(row.account, str(row.balance_fen), format_fen(row.balance_fen))
+    total = sum(r.balance_fen for r in rows)
+    table.add_row("[bold]sum[/]", f"[bold]{total}[/]", f"[bold]{format_fen(total)}[/]")
+    console.print(table)
+
+
+@ledger_app.command("payouts")
+def ledger_payouts() -> None:
+    """Run the sandbox bank once: answer every requested payout (a bank account containing FAIL
+    is refused and the money returns to the wallet)."""
+    from trustlive.db import create_engine, create_sessionmaker
+    from trustlive.ledger.tasks import process_payouts
+
+    async def run_bank() -> int:
+        engine = create_engine(load_settings().database_url)
+        try:
+            return await process_payouts(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run_bank())
+    console.print(f"[green]sandbox bank answered {done} payout(s)[/]")
+
+
+@payments_app.command("deliver")
+def payments_deliver() -> None:
+    """Run the payments background pass once: submit decided refunds to the provider and deliver
+    due sandbox webhooks (retried later with backoff when they fail)."""
+    from trustlive.db import create_engine, create_sessionmaker
+    from trustlive.payments.tasks import run_once
+
+    async def deliver() -> dict[str, int]:
+        settings = load_settings()
+        engine = create_engine(settings.database_url)
+        try:
+            return await run_once(create_sessionmaker(engine), settings)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(deliver())
+    console.print(
+        f"[green]refunds submitted: {result['refunds_submitted']}, webhooks delivered: "
+        f"{result['webhooks_delivered']}[/], failed (will retry): {result['webhooks_failed']}"
+    )
 
 
 def _redact(url: str) -> str:

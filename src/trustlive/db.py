@@ -8,6 +8,7 @@ owns the transaction (see ``transaction``).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -73,7 +74,13 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # A steady pool: connections opened beyond pool_size are closed on return, and opening one
+    # (TLS negotiation, authentication) costs more than most requests; no pre-ping round trip on
+    # every checkout either: stale connections are recycled and the rare failure surfaces as a retry.
+    pool_size = int(os.environ.get("TRUSTLIVE_DB_POOL_SIZE", "20"))
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800, pool_timeout=30
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -118,10 +118,12 @@ class OutboxRelay:
             published = 0
             for row in rows:
                 event = Event(row.id, row.topic, dict(row.payload), row.created_at)
+                handlers = self.bus.handlers_for(row.topic)
                 try:
-                    async with session.begin_nested():
-                        for handler in self.bus.handlers_for(row.topic):
-                            await handler(session, event)
+                    if handlers:  # a savepoint only where there is work that could fail half-way
+                        async with session.begin_nested():
+                            for handler in handlers:
+                                await handler(session, event)
                     if self.redis is not None:
                         await self.redis.publish(REDIS_CHANNEL, _encode(event))
                 except Exception as exc:  # a failing handler must not block the others

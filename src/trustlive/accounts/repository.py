@@ -75,12 +75,19 @@ async def list_users(
     return list(await session.scalars(stmt))
 
 
-async def find_session(
+async def principal_row(
     session: AsyncSession, token_hash: str, now: dt.datetime
-) -> tuple[AuthSession, User] | None:
+) -> tuple[User, str, str] | None:
+    """The caller behind a token in ONE query (user, session kind, comma-joined roles): this runs
+    on every authenticated request."""
+    roles = (
+        select(func.coalesce(_group_concat(session, UserRole.role), ""))
+        .where(UserRole.user_id == User.id)
+        .scalar_subquery()
+    )
     row = (
         await session.execute(
-            select(AuthSession, User)
+            select(User, AuthSession.kind, roles)
             .join(User, User.id == AuthSession.user_id)
             .where(
                 AuthSession.token_hash == token_hash,
@@ -90,7 +97,13 @@ async def find_session(
             )
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
+
+
+def _group_concat(session: AsyncSession, column):  # type: ignore[no-untyped-def]
+    if session.bind.dialect.name == "postgresql":
+        return func.string_agg(column, ",")
+    return func.group_concat(column, ",")
 
 
 async def revoke_session(session: AsyncSession, token_hash: str, now: dt.datetime) -> bool:

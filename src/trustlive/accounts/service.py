@@ -273,12 +273,13 @@ async def open_session(
 async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
     if not token or len(token) > 200:
         return None
-    found = await repo.find_session(session, _token_hash(token), utcnow())
+    found = await repo.principal_row(session, _token_hash(token), utcnow())
     if found is None:
         return None
-    auth, user = found
-    roles = await repo.roles_of(session, user.id)
-    return Principal(user.id, user.username, user.display_name, frozenset(roles), auth.kind)
+    user, kind, roles = found
+    return Principal(
+        user.id, user.username, user.display_name, frozenset(r for r in roles.split(",") if r), kind
+    )
 
 
 async def sign_out(session: AsyncSession, token: str) -> bool:

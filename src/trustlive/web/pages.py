@@ -48,4 +48,10 @@ async def health(db: AsyncSession) -> Response[dict[str, str]]:
     return Response({"status": "ok"})
 
 
-routes = [home, ops_home, switch_language, health]
+@get("/api/v1/ping", **public(), include_in_schema=False, sync_to_thread=False)
+def ping() -> dict[str, bool]:
+    """A route that does nothing: the baseline the benchmarks compare real routes against."""
+    return {"ok": True}
+
+
+routes = [ping, home, ops_home, switch_language, health]

@@ -28,6 +28,19 @@ function setUpPicker(picker) {
   const range = document.querySelector("[data-price-range]");
   const rangeText = range ? range.textContent : "";
   const count = picker.querySelectorAll("fieldset").length;
+  // The buy box posts the chosen SKU: the chips fill its sku_id (a select, kept for no-JS use).
+  const skuInputs = [...document.querySelectorAll("[data-sku-input]")];
+  const choose = (id) => skuInputs.forEach((input) => { input.value = id; });
+  skuInputs.filter((input) => input.tagName === "SELECT").forEach((select) => {
+    select.required = false;
+    select.closest("[data-sku-choice]").hidden = true;
+    const earlier = rows.find((r) => r.row.dataset.sku === select.value);  // a re-rendered form
+    if (earlier) earlier.values.forEach((value, i) => {
+      picker.querySelectorAll(`input[data-index="${i}"]`).forEach((radio) => {
+        if (radio.value === value) radio.checked = true;
+      });
+    });
+  });
 
   function update() {
     const chosen = [];
@@ -35,13 +48,15 @@ function setUpPicker(picker) {
       chosen[Number(input.dataset.index)] = input.value;
     });
     rows.forEach((r) => r.row.classList.remove("picked"));
-    if (chosen.filter((v) => v !== undefined).length < count) return;
+    if (chosen.filter((v) => v !== undefined).length < count) return choose("");
     const sku = rows.find((r) => r.values.every((v, i) => v === chosen[i]));
     if (!sku) {
       out.textContent = labels.labelNone;
       if (range) range.textContent = rangeText;
-      return;
+      return choose("");
     }
+    choose(sku.row.dataset.sku);
+    out.classList.remove("attention");
     sku.row.classList.add("picked");
     if (range) range.textContent = sku.price;
     out.textContent = sku.stock > 0 ? labels.labelStock.replace("{n}", sku.stock) : labels.labelSoldout;
@@ -52,3 +67,16 @@ function setUpPicker(picker) {
 }
 
 document.querySelectorAll("[data-sku-picker]").forEach(setUpPicker);
+
+// Buy now / add to cart without a complete choice: point at the options instead of posting.
+document.querySelectorAll("[data-buy-form]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    const input = form.querySelector("[data-sku-input]");
+    const out = document.querySelector("[data-selected]");
+    if (input && !input.value && out) {
+      event.preventDefault();
+      out.classList.add("attention");
+      out.scrollIntoView({ block: "center", behavior: "smooth" });
+    }
+  });
+});
