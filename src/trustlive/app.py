@@ -28,7 +28,7 @@ from trustlive.accounts import service as accounts
 from trustlive.catalog import api as catalog_api
 from trustlive.catalog import pages as catalog_pages
 from trustlive.config import Settings, load_settings
-from trustlive.db import create_engine, create_sessionmaker
+from trustlive.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from trustlive.errors import Unauthorized
 from trustlive.events import EventBus, OutboxRelay
 from trustlive.ledger import api as ledger_api
@@ -111,6 +111,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         redis = None
         if settings.redis_url:
             from redis.asyncio import Redis

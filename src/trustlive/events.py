@@ -61,6 +61,12 @@ def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
     session.info["outbox_dirty"] = True
 
 
+def record_many(session: AsyncSession, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Queue several events at once (bulk checkout): one INSERT at flush."""
+    for topic, payload in items:
+        record(session, topic, payload)
+
+
 class EventBus:
     """Topic -> handlers. ``*`` subscribes to everything."""
 

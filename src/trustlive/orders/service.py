@@ -891,17 +891,16 @@ async def place_orders_batch(
         orders = drafts[id(r)]
         for order in orders:
             order.checkout_id = checkout_id
-        session.add_all(orders)
         checkout = Checkout(id=checkout_id, buyer_id=r.buyer.id, idempotency_key=r.key, request_hash=r.request_hash,
                             total_fen=sum(o.total_fen for o in orders), created_at=now)  # fmt: skip
         built.append((r, checkout, orders))
-    await session.flush()
+    # Bulk statements, not the unit of work: the orders answered here are plain objects.
+    await repo.bulk_insert_orders(session, [o for _, _, orders in built for o in orders], None)
+    events.record_many(session, [
+        ("orders.placed", {"checkout_id": checkout.id, "order_ids": [o.id for o in orders]})
+        for _, checkout, orders in built
+    ])  # fmt: skip
     for r, checkout, orders in built:
-        for order in orders:
-            _event(session, order.id, None, S.pending_payment, r.buyer.id)
-        events.record(
-            session, "orders.placed", {"checkout_id": checkout.id, "order_ids": [o.id for o in orders]}
-        )
         r.result = Placed(checkout, orders, replayed=False)
     await repo.add_purchase_counts(session, dict(claimed))
     for sku_id in sorted(taken):

@@ -10,7 +10,6 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from trustlive.accounts import service as accounts
-from trustlive.db import transaction
 from trustlive.web import i18n
 
 SESSION_COOKIE = "tl_session"
@@ -30,7 +29,7 @@ class AuthMiddleware:
     """Resolve the caller once per request into ``scope["user"]`` (a Principal, or None).
 
     A bearer token wins over the cookie, so API clients are never confused by a browser session.
-    The lookup runs in its own short transaction that ends before the handler starts.
+    The lookup is one autocommit query, finished before the handler starts.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -54,7 +53,7 @@ class AuthMiddleware:
         principal = None
         if token:
             state = scope["litestar_app"].state
-            async with transaction(state.sessionmaker) as session:
+            async with state.read_sessionmaker() as session:
                 principal = await accounts.principal_for_token(session, token)
             # A cookie can only carry a web session; a token only an API session.
             if principal is not None and (via == "cookie") != (principal.session_kind == "web"):
