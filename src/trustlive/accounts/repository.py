@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.models import AuthSession, LoginThrottle, User, UserRole
+from trustlive.db import UTCDateTime
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
@@ -79,31 +81,30 @@ async def principal_row(
     session: AsyncSession, token_hash: str, now: dt.datetime
 ) -> tuple[User, str, str] | None:
     """The caller behind a token in ONE query (user, session kind, comma-joined roles): this runs
-    on every authenticated request."""
-    roles = (
-        select(func.coalesce(_group_concat(session, UserRole.role), ""))
-        .where(UserRole.user_id == User.id)
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            select(User, AuthSession.kind, roles)
-            .join(User, User.id == AuthSession.user_id)
-            .where(
-                AuthSession.token_hash == token_hash,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-                User.is_active.is_(True),
-            )
-        )
-    ).first()
+    on every authenticated request, so the statement is built once per dialect."""
+    stmt = _principal_statement(session.bind.dialect.name)
+    row = (await session.execute(stmt, {"token_hash": token_hash, "now": now})).first()
     return (row[0], row[1], row[2]) if row else None
 
 
-def _group_concat(session: AsyncSession, column):  # type: ignore[no-untyped-def]
-    if session.bind.dialect.name == "postgresql":
-        return func.string_agg(column, ",")
-    return func.group_concat(column, ",")
+@functools.cache
+def _principal_statement(dialect: str):  # type: ignore[no-untyped-def]
+    concat = func.string_agg if dialect == "postgresql" else func.group_concat
+    roles = (
+        select(func.coalesce(concat(UserRole.role, ","), ""))
+        .where(UserRole.user_id == User.id)
+        .scalar_subquery()
+    )
+    return (
+        select(User, AuthSession.kind, roles)
+        .join(User, User.id == AuthSession.user_id)
+        .where(
+            AuthSession.token_hash == bindparam("token_hash"),
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > bindparam("now", type_=UTCDateTime()),
+            User.is_active.is_(True),
+        )
+    )
 
 
 async def revoke_session(session: AsyncSession, token_hash: str, now: dt.datetime) -> bool:
