@@ -93,3 +93,32 @@ def test_one_batch_mixed_outcomes(db_url: str) -> None:
             await w.engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_two_workers_batching_on_one_sku(db_url: str) -> None:
+    """Two batchers (two worker processes in production) rush the same SKU. Their optimistic
+    batches collide near the end of the stock and are re-run with the rows locked: still exactly
+    as many orders as units."""
+
+    async def scenario() -> None:
+        w = await build(db_url, buyers=200, stock=50)
+        first = orders.CheckoutBatcher(w.sessionmaker, orders.DEFAULT_POLICY)
+        second = orders.CheckoutBatcher(w.sessionmaker, orders.DEFAULT_POLICY)
+        try:
+            results = await asyncio.gather(
+                *(
+                    outcome(first if i % 2 else second, w.buyers[i], body(w, i, (w.skus[0], 1)), f"k{i}")
+                    for i in range(200)
+                )
+            )
+            assert sum(isinstance(r, orders.Placed) for r in results) == 50
+            assert {r for r in results if isinstance(r, str)} == {"out_of_stock"}
+            assert await stock_of(w, w.skus[0]) == 0
+            async with transaction(w.sessionmaker) as s:
+                assert await s.scalar(select(func.count()).select_from(Order)) == 50
+        finally:
+            await first.stop()
+            await second.stop()
+            await w.engine.dispose()
+
+    asyncio.run(scenario())

@@ -16,6 +16,7 @@ from trustlive.config import Settings
 from trustlive.db import create_engine, create_sessionmaker, transaction
 from trustlive.orders import pages
 from trustlive.orders import service as orders
+from trustlive.payments import tasks as payment_tasks
 
 JADE_PRICE = 129900
 
@@ -92,7 +93,8 @@ def hidden(page: str, name: str) -> str:
 def buy_now(
     client: TestClient, token: str, sku_id: int, quantity: int, address_id: int, **query: object
 ) -> str:
-    """Product page → checkout page → place order; returns the redirect target."""
+    """Product page → checkout page → place order; returns the redirect target: the provider's
+    pay page, since placing an order starts paying for it."""
     page = client.get("/buy", params={"sku_id": sku_id, "quantity": quantity, **query})
     assert page.status_code == 200, page.text
     form = {
@@ -110,10 +112,16 @@ def buy_now(
     return placed.headers["location"]
 
 
-def order_id_from(location: str) -> int:
-    found = re.fullmatch(r"/orders/(\d+)\?placed=1", location)
-    assert found, location
-    return int(found.group(1))
+PAY_PAGE = re.compile(r"/sandbox/pay/pay_[A-Za-z0-9_-]+")
+
+
+def order_id_from(client: TestClient, location: str) -> int:
+    """The order a checkout just placed (the newest of the signed-in buyer's), after checking
+    the checkout sent the buyer on to the provider's pay page."""
+    assert PAY_PAGE.fullmatch(location), location
+    newest = re.search(r'id="order-(\d+)"', client.get("/orders").text)
+    assert newest, "the buyer has no orders"
+    return int(newest.group(1))
 
 
 def api_orders(client: TestClient, headers: dict[str, str]) -> list[dict]:
@@ -179,12 +187,21 @@ def test_buy_now_from_the_product_page_places_a_pending_order(client: TestClient
     assert f'<option value="{address_id}" selected' in checkout.text
 
     location = buy_now(client, token, sku["id"], 1, address_id)
-    order_id = order_id_from(location)
-    detail = client.get(location)
+    order_id = order_id_from(client, location)
+    # Placing the order sends the buyer straight on to pay for it, at the provider.
+    pay_page = client.get(location)
+    assert pay_page.status_code == 200 and "¥77.00" in pay_page.text and f"#{order_id}" in pay_page.text
+    detail = client.get(f"/orders/{order_id}")
     assert detail.status_code == 200
     assert 'data-status="pending_payment"' in detail.text and "Awaiting payment" in detail.text
     assert "¥77.00" in detail.text and "Pay within" in detail.text
+    # A payment is open: the page says so and polls until the provider's answer has arrived.
+    assert 'data-payment-state="processing"' in detail.text and "Payment processing" in detail.text
+    assert f'hx-get="/orders/{order_id}"' in detail.text
+    # The order page's "Pay" button (to pay later) reopens the same pay page.
     assert f'action="/orders/{order_id}/pay"' in detail.text
+    again = client.post(f"/orders/{order_id}/pay", data={"_csrf_token": token}, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == location
     assert f'action="/orders/{order_id}/cancel"' in detail.text
     assert "王芳" in detail.text and "文三路 1 号" in detail.text
     [order] = api_orders(client, w["buyer1"])
@@ -212,7 +229,7 @@ def test_attribution_from_a_live_room_link_reaches_the_order(client: TestClient,
         client, token, bangle["skus"][0]["id"], 1, address_id, source="live_room", creator_id=w["creator_id"]
     )
     [order] = api_orders(client, w["buyer1"])
-    assert order["id"] == order_id_from(location) and order["total_fen"] == JADE_PRICE
+    assert order["id"] == order_id_from(client, location) and order["total_fen"] == JADE_PRICE
     assert order["lines"][0]["source"] == "live_room" and order["lines"][0]["creator_id"] == w["creator_id"]
     # A made-up source is refused, not recorded.
     form = {"_csrf_token": token, "product_id": str(bangle["id"]), "sku_id": str(bangle["skus"][0]["id"]),
@@ -316,7 +333,10 @@ def test_cart_across_two_shops_checks_out_into_two_orders_once(client: TestClien
     second = client.post("/cart/checkout", data=form, follow_redirects=False)
     assert second.status_code == 303, second.text
     assert second.headers["location"] == first.headers["location"]
-    assert first.headers["location"].startswith("/orders?checkout=")
+    # On to the provider: one payment for both orders, the same one for the double submit.
+    assert PAY_PAGE.fullmatch(first.headers["location"]), first.headers["location"]
+    pay_page = client.get(first.headers["location"])
+    assert pay_page.status_code == 200 and "¥1,496.00" in pay_page.text
 
     placed = api_orders(client, w["buyer1"])
     assert len(placed) == 2
@@ -324,7 +344,7 @@ def test_cart_across_two_shops_checks_out_into_two_orders_once(client: TestClien
     assert {o["shop_id"] for o in placed} == {w["shop1"]["id"], w["shop2"]["id"]}
     assert all(o["note"] == "请周末送" and o["status"] == "pending_payment" for o in placed)
     assert api_cart(client, w["buyer1"])["shops"] == []
-    summary = client.get(first.headers["location"])
+    summary = client.get(f"/orders?checkout={placed[0]['checkout_id']}")
     assert summary.status_code == 200 and "小小童装" in summary.text and "和田玉坊" in summary.text
     for o in placed:
         assert f'action="/orders/{o["id"]}/pay"' in summary.text
@@ -423,7 +443,7 @@ def test_merchant_ships_and_the_buyer_confirms_receipt(
     w = shop_world
     token = sign_in(client, "buyer1")
     address_id = add_address(client, token)
-    order_id = order_id_from(buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id))
+    order_id = order_id_from(client, buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id))
     token = sign_in(client, "merchant1")
     unpaid = {"carrier": "SF", "tracking_no": "SF1234567890", "_csrf_token": token}
     assert client.post(f"/console/orders/{order_id}/ship", data=unpaid).status_code == 409  # not paid yet
@@ -488,7 +508,7 @@ def test_buyer_cancels_an_unpaid_order_and_the_stock_returns(client: TestClient,
     token = sign_in(client, "buyer1")
     address_id = add_address(client, token)
     sku = w["bangle"]["skus"][0]
-    order_id = order_id_from(buy_now(client, token, sku["id"], 2, address_id))
+    order_id = order_id_from(client, buy_now(client, token, sku["id"], 2, address_id))
     assert sku_stock(client, w["bangle"]["id"], sku["id"]) == sku["stock"] - 2
 
     other = sign_in(client, "buyer2")
@@ -509,7 +529,7 @@ def test_who_may_see_which_order(client: TestClient, shop_world: dict) -> None:
     w = shop_world
     token = sign_in(client, "buyer1")
     address_id = add_address(client, token)
-    order_id = order_id_from(buy_now(client, token, w["bangle"]["skus"][0]["id"], 1, address_id))
+    order_id = order_id_from(client, buy_now(client, token, w["bangle"]["skus"][0]["id"], 1, address_id))
     # The buyer is not the shop.
     assert client.get("/console/orders").status_code == 403
     assert client.get(f"/console/orders/{order_id}").status_code in (403, 404)
@@ -552,7 +572,7 @@ def test_my_orders_pages_with_a_cursor(
     monkeypatch.setattr(pages, "PAGE_SIZE", 2)
     token = sign_in(client, "buyer1")
     address_id = add_address(client, token)
-    ids = [order_id_from(buy_now(client, token, shop_world["bangle"]["skus"][0]["id"], 1, address_id))
+    ids = [order_id_from(client, buy_now(client, token, shop_world["bangle"]["skus"][0]["id"], 1, address_id))
            for _ in range(3)]  # fmt: skip
     first = client.get("/orders")
     shown = [int(i) for i in re.findall(r'id="order-(\d+)"', first.text)]
@@ -614,3 +634,149 @@ def test_checkout_page_csrf(client: TestClient, shop_world: dict) -> None:
     assert client.post("/cart/checkout", data=form).status_code == 403
     assert api_orders(client, shop_world["buyer1"]) == []
     assert csrf_of(client.get("/cart").text)
+
+
+# --- paying after checkout, and the shop's refund form ----------------------------------------
+
+
+async def _deliver(settings: Settings) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        report = await payment_tasks.deliver_webhooks(create_sessionmaker(engine), settings)
+        return report.delivered
+    finally:
+        await engine.dispose()
+
+
+def deliver(settings: Settings) -> int:
+    """The sandbox's queued webhooks, applied in process (what the app's scheduler does)."""
+    return run(_deliver(settings))
+
+
+def press(client: TestClient, pay_url: str, action: str) -> str:
+    """The sandbox's hosted page: press Pay or Decline (with the page's CSRF token)."""
+    page = client.get(pay_url)
+    assert page.status_code == 200, page.text
+    done = client.post(
+        pay_url,
+        data={"_csrf_token": hidden(page.text, "_csrf_token"), "action": action},
+        follow_redirects=False,
+    )
+    assert done.status_code in (200, 303), done.text
+    return done.headers.get("location", "")
+
+
+def test_checkout_pays_and_the_order_page_follows_the_payment(
+    client: TestClient, shop_world: dict, settings: Settings
+) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    sku = w["bangle"]["skus"][0]
+    page = client.get("/buy", params={"sku_id": sku["id"], "quantity": 1})
+    form = {"_csrf_token": token, "idempotency_key": hidden(page.text, "idempotency_key"),
+            "sku_id": str(sku["id"]), "quantity": "1", "source": "shelf", "address_id": str(address_id)}  # fmt: skip
+    placed = client.post("/buy", data=form, follow_redirects=False)
+    pay_url = placed.headers["location"]
+    order_id = order_id_from(client, pay_url)
+    # A double submit of the checkout form: the same order, the same payment, the same pay page.
+    again = client.post("/buy", data=form, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == pay_url
+    assert len(api_orders(client, w["buyer1"])) == 1
+
+    back = press(client, pay_url, "pay")
+    assert re.fullmatch(r"/pay/return\?intent=\d+", back), back
+    landing = client.get(back)
+    assert 'data-status="requires_payment"' in landing.text and "hx-get" in landing.text
+    assert 'data-payment-state="processing"' in client.get(f"/orders/{order_id}").text
+
+    assert deliver(settings) == 1  # the webhook arrives
+    detail = client.get(f"/orders/{order_id}")
+    assert 'data-status="paid"' in detail.text and 'data-payment-state=""' in detail.text
+    assert f'hx-get="/orders/{order_id}"' not in detail.text
+    assert f'action="/orders/{order_id}/pay"' not in detail.text
+    status = client.get(back, headers={"HX-Request": "true"})
+    assert 'data-status="succeeded"' in status.text and 'data-outcome="paid"' in status.text
+    # The same form once more, now that it is paid: no new payment, the order itself.
+    replay = client.post("/buy", data=form, follow_redirects=False)
+    assert replay.status_code == 303 and replay.headers["location"] == f"/orders/{order_id}?placed=1"
+
+
+def test_a_declined_payment_shows_on_the_order_page(
+    client: TestClient, shop_world: dict, settings: Settings
+) -> None:
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    pay_url = buy_now(client, token, shop_world["bangle"]["skus"][0]["id"], 1, address_id)
+    order_id = order_id_from(client, pay_url)
+    assert press(client, pay_url, "decline") == ""  # the sandbox's page stays, to try again
+    deliver(settings)
+    detail = client.get(f"/orders/{order_id}")
+    assert 'data-status="pending_payment"' in detail.text and 'data-payment-state="failed"' in detail.text
+    assert "did not go through" in detail.text and f'hx-get="/orders/{order_id}"' not in detail.text
+    # "Pay" again: the same payment (its page stays open after a decline).
+    retry = client.post(f"/orders/{order_id}/pay", data={"_csrf_token": token}, follow_redirects=False)
+    assert retry.headers["location"] == pay_url
+
+
+def test_shop_refunds_from_the_console(client: TestClient, shop_world: dict, settings: Settings) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    pay_url = buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id)  # ¥59 + ¥8
+    order_id = order_id_from(client, pay_url)
+    sign_in(client, "merchant1")
+    assert 'id="refund"' not in client.get(f"/console/orders/{order_id}").text  # nothing paid yet
+    sign_in(client, "buyer1")
+    press(client, pay_url, "pay")
+    deliver(settings)
+
+    token = sign_in(client, "merchant1")
+    page = client.get(f"/console/orders/{order_id}")
+    assert 'id="refund"' in page.text and f'action="/console/orders/{order_id}/refund"' in page.text
+    assert "Up to ¥67.00 can still be refunded" in page.text
+    key = re.search(r'id="refund".*?name="idempotency_key" value="([^"]+)"', page.text, re.S)
+    assert key, "the refund form has no idempotency key"
+    url = f"/console/orders/{order_id}/refund"
+    good = {"amount": "10.50", "reason": "a button is missing", "idempotency_key": key.group(1),
+            "_csrf_token": token}  # fmt: skip
+    for bad, field, status in (
+        ({"amount": "ten"}, "amount", 422),
+        ({"amount": "0"}, "amount", 422),
+        ({"reason": ""}, "reason", 422),
+        ({"amount": "67.01"}, "amount", 409),  # more than was paid
+    ):
+        refused = client.post(url, data={**good, **bad})
+        assert refused.status_code == status, (bad, refused.status_code)
+        assert marked(refused.text) == {field}, (bad, marked(refused.text))
+        assert 'id="refund"' in refused.text and f"Order {order_id}" in refused.text  # the console page
+        assert f'value="{bad.get("amount", good["amount"])}"' in refused.text  # what was typed stays
+    assert "more than is left to refund" in refused.text
+    for _ in range(2):  # a double submit refunds once
+        done = client.post(url, data=good, follow_redirects=False)
+        assert (
+            done.status_code == 303
+            and done.headers["location"] == f"/console/orders/{order_id}?done=refunded"
+        )
+    after = client.get(done.headers["location"])
+    assert "Refund recorded" in after.text and "Up to ¥56.50 can still be refunded" in after.text
+    refunds = client.get(f"/api/v1/orders/{order_id}/payments", headers=w["merchant1"]).json()["refunds"]
+    assert [(r["amount_fen"], r["reason"]) for r in refunds] == [(1050, "a button is missing")]
+    # The same key for another amount, then the rest in full: the order closes, the form goes.
+    mismatch = client.post(url, data={**good, "amount": "11"})
+    assert mismatch.status_code == 422 and "already sent with other details" in mismatch.text
+    rest = {**good, "amount": "56.50", "idempotency_key": "rest-1"}
+    assert client.post(url, data=rest, follow_redirects=False).status_code == 303
+    assert client.get(f"/api/v1/orders/{order_id}", headers=w["buyer1"]).json()["status"] == "refunded"
+    assert 'id="refund"' not in client.get(f"/console/orders/{order_id}").text
+    late = client.post(url, data={**good, "amount": "1", "idempotency_key": "late-1"})
+    assert late.status_code == 409 and "cannot be refunded" in late.text  # shown though the form is gone
+    # Not the shop: refused outright (the error page), nothing refunded.
+    buyer_token = sign_in(client, "buyer1")
+    other = client.post(url, data={**good, "idempotency_key": "b-1", "_csrf_token": buyer_token})
+    assert other.status_code == 403
+    other_shop = sign_in(client, "merchant2")
+    refused = client.post(url, data={**good, "idempotency_key": "m-2", "_csrf_token": other_shop})
+    assert refused.status_code == 404
+    refunds = client.get(f"/api/v1/orders/{order_id}/payments", headers=w["merchant1"]).json()["refunds"]
+    assert sum(r["amount_fen"] for r in refunds) == 6700

@@ -658,3 +658,40 @@ def test_friendly_error_pages(client: TestClient) -> None:
     assert bad_id.status_code in (400, 404, 422) and "<html" in bad_id.text
     api = client.get("/api/v1/products/999999")
     assert api.status_code == 404 and api.json()["error"]["code"] == "product_not_found"
+
+
+# --- navigation to the money pages ------------------------------------------------------------
+
+
+def test_wallet_and_ledger_are_linked_for_those_who_have_them(client: TestClient, world: dict) -> None:
+    wallet_links = re.compile(r'href="(/wallet[^"]*)"[^>]*class="nav-wallet"')
+    sign_in(client, "buyer1")
+    assert not wallet_links.findall(client.get("/").text)
+    _, shop_id = merchant_with_shop(client, world)
+    assert wallet_links.findall(client.get("/").text) == ["/wallet"]
+    # The shop console's sections lead to the shop's wallet too.
+    for section in (f"/console?shop={shop_id}", f"/console/orders?shop={shop_id}",
+                    f"/console/shipping?shop={shop_id}"):  # fmt: skip
+        assert f'href="/wallet?shop={shop_id}"' in client.get(section).text, section
+    sign_in(client, "creator1")
+    assert wallet_links.findall(client.get("/").text) == ["/wallet/creator"]
+    assert client.get("/wallet/creator").status_code == 200
+    sign_in(client, "ops1")
+    ops = client.get("/ops")
+    assert 'href="/ops/ledger"' in ops.text and "Ledger" in ops.text
+    assert client.get("/ops/ledger").status_code == 200
+
+
+def test_money_errors_have_page_text_in_both_languages() -> None:
+    """The codes the commerce pages show are explained in one place, and in Chinese too."""
+    from trustlive.web import i18n
+    from trustlive.web.errors import ERROR_TEXT
+
+    codes = ("insufficient_funds", "not_your_wallet", "not_a_wallet", "already_paid", "refund_exceeds_payment",
+             "not_refundable", "out_of_stock", "limit_exceeded", "not_payable", "invalid_transition",
+             "idempotency_mismatch", "payment_not_found", "order_not_found")  # fmt: skip
+    missing = [code for code in codes if code not in ERROR_TEXT]
+    assert not missing, missing
+    chinese = i18n.translations("zh_Hans")
+    untranslated = [code for code in codes if chinese.gettext(ERROR_TEXT[code]) == ERROR_TEXT[code]]
+    assert not untranslated, untranslated

@@ -366,12 +366,12 @@ async def return_stock(session: AsyncSession, sku_id: int, quantity: int) -> Non
     )
 
 
-async def lock_stock(session: AsyncSession, sku_ids: list[int]) -> dict[int, int]:
-    """Available stock of these SKUs, rows locked in id order (PostgreSQL; SQLite's write lock
-    already covers the transaction)."""
+async def lock_stock(session: AsyncSession, sku_ids: list[int], *, lock: bool = True) -> dict[int, int]:
+    """Available stock of these SKUs; with ``lock``, rows locked in id order (PostgreSQL; SQLite's
+    write lock already covers the transaction)."""
     if not sku_ids:
         return {}
     stmt = select(Sku.id, Sku.stock).where(Sku.id.in_(set(sku_ids))).order_by(Sku.id)
-    if session.bind.dialect.name == "postgresql":
+    if lock and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     return dict((await session.execute(stmt)).all())  # type: ignore[arg-type]

@@ -61,28 +61,15 @@ FILTERS = (
     ("platform:", N_("Platform")),
     ("external:", N_("Outside world")),
 )
-# Service error codes a wallet page explains in its own words (the API keeps its English text).
-ERROR_TEXT = {
-    "insufficient_funds": N_("The wallet does not hold that much. Ask for at most the balance shown."),
-    "not_your_wallet": N_("This is not your wallet."),
-    "not_a_wallet": N_("Only shop and creator wallets can be paid out."),
-}
 _PAYOUT_FORM_FIELDS = {r"amount_fen": "amount"}
 
 
-def _for_page(err: DomainError) -> DomainError:
-    """``err`` with its message in the page's language, when this page has words for its code."""
-    message = ERROR_TEXT.get(err.code)
-    if message is None:
-        return err
-    return type(err)(gettext(message), code=err.code, fields=err.fields)
-
-
 def _fixable(err: DomainError) -> DomainError:
-    """Errors the user can fix on the form come back; refusals go to the error page."""
+    """Errors the user can fix on the form come back (the page explains their code in its own
+    words, ``web.errors.ERROR_TEXT``); refusals go to the error page."""
     if err.status_code in (401, 403) or (err.status_code == 404 and not err.fields):
         raise err
-    return _for_page(err)
+    return err
 
 
 def _labels() -> dict[str, Any]:

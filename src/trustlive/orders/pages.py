@@ -11,6 +11,7 @@ so a double submit places the orders once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 import secrets
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.catalog.models import Shop
+from trustlive.config import Settings
 from trustlive.db import utcnow
 from trustlive.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from trustlive.money import MAX_PRICE_FEN, parse_yuan
@@ -40,12 +42,14 @@ from trustlive.orders.schemas import (
     ShopTermsIn,
     SourceName,
 )
-from trustlive.web.errors import ERROR_TEXT
+from trustlive.payments import service as payments
 from trustlive.web.forms import bad_fields, checked, integer, invalid, parse, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import decode_cursor, encode_cursor
 from trustlive.web.policy import signed_in
 from trustlive.web.templating import yuan
+
+log = logging.getLogger(__name__)
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
@@ -113,32 +117,6 @@ SHOP_TABS = (
     Tab("completed", N_("Completed"), ["completed", "settled"]),
     Tab("closed", N_("Cancelled / refunded"), ["cancelled", "refunded"]),
     Tab("all", N_("All"), None),
-)
-
-# What pages say for the orders domain's error codes (the API keeps the service's English text).
-ERROR_TEXT.update(
-    {
-        "not_on_sale": N_("This item is not on sale any more."),
-        "out_of_stock": N_("There is not enough stock left for this quantity."),
-        "limit_exceeded": N_("That is more than one buyer may buy of this item."),
-        "address_not_found": N_("Choose one of your own addresses."),
-        "too_many_addresses": N_("You can keep at most 20 addresses. Delete one first."),
-        "cart_full": N_("Your cart is full. Check out or remove some items first."),
-        "cart_empty": N_("Your cart is empty."),
-        "cart_item_not_found": N_("Your cart has changed meanwhile. Check it and try again."),
-        "order_not_found": N_("We could not find that order."),
-        "checkout_not_found": N_("We could not find those orders."),
-        "invalid_transition": N_(
-            "This order cannot do that in its current state; it may have changed meanwhile."
-        ),
-        "not_payable": N_("This order is not awaiting payment."),
-        "idempotency_key_required": N_("This form has expired. Reload the page and try again."),
-        "bad_idempotency_key": N_("This form has expired. Reload the page and try again."),
-        "idempotency_mismatch": N_(
-            "This form was already used for another order. Reload the page and try again."
-        ),
-        "not_shop_staff": N_("The shop console is for merchants and shop staff."),
-    }
 )
 
 # API field paths -> the forms' field names, so the right inputs get marked.
@@ -315,12 +293,35 @@ def _placed_target(placed: service.Placed) -> str:
     return "/orders?checkout=" + ",".join(str(c) for c in sorted({o.checkout_id for o in placed.orders}))
 
 
+async def _to_payment(
+    db: AsyncSession, me: Principal, placed: service.Placed, settings: Settings
+) -> Redirect:
+    """After a checkout: straight on to the provider's pay page, one payment for every order of it
+    still awaiting payment. A double submit replays the checkout, and ``start_payment`` reuses the
+    buyer's open payment for exactly those orders, so it lands on the same pay page. When the
+    payment cannot be started (paid meanwhile, the provider refusing) the orders stay placed and
+    the buyer sees them, with their "Pay" buttons."""
+    # Read before the savepoint: rolling it back expires what it touched.
+    target, checkout_id = _placed_target(placed), placed.checkout.id
+    pending = [o.id for o in placed.orders if o.status == "pending_payment"]
+    if not pending:
+        return Redirect(target, status_code=303)  # paid already: a replay after paying
+    try:
+        async with db.begin_nested():
+            intent = await payments.start_payment(db, me, pending, payments.default_provider(settings))
+            pay_url = intent.pay_url or f"/pay/return?intent={intent.id}"
+    except DomainError as err:
+        log.warning("checkout %s: could not start the payment: %s", checkout_id, err)
+        return Redirect(target, status_code=303)
+    return Redirect(pay_url, status_code=303)
+
+
 @post("/buy", **signed_in())
 async def buy_now(
-    data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+    data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy, settings: Settings
 ) -> Template | Redirect:
     """Without an idempotency key this is the product page's "Buy now": on to the checkout page.
-    With one (the checkout page's form) it places the order."""
+    With one (the checkout page's form) it places the order and sends the buyer on to pay."""
     form = {name: text(data, name) for name in (*_ITEM_FIELDS, "address_id", "note", "idempotency_key")}
     if not form["idempotency_key"]:
         try:
@@ -355,7 +356,7 @@ async def buy_now(
             bad=bad_fields(err, _ORDER_FIELDS),
             status_code=err.status_code,
         )
-    return Redirect(_placed_target(placed), status_code=303)
+    return await _to_payment(db, me, placed, settings)
 
 
 # --- cart -------------------------------------------------------------------------------------
@@ -418,9 +419,9 @@ def _ids(data: dict[str, Any], name: str) -> list[int] | None:
 
 @post("/cart/checkout", **signed_in())
 async def checkout(
-    data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+    data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy, settings: Settings
 ) -> Template | Redirect:
-    """Place the cart's lines shown on the page: one order per shop."""
+    """Place the cart's lines shown on the page (one order per shop) and go on to pay for them all."""
     form = {name: text(data, name) for name in ("address_id", "note", "idempotency_key")}
     try:
         if not form["address_id"]:
@@ -438,7 +439,7 @@ async def checkout(
             db, me, error=_fixable(err), form=form, bad=bad_fields(err, _CHECKOUT_FIELDS),
             status_code=err.status_code,
         )  # fmt: skip
-    return Redirect(_placed_target(placed), status_code=303)
+    return await _to_payment(db, me, placed, settings)
 
 
 # --- addresses --------------------------------------------------------------------------------
@@ -528,9 +529,18 @@ async def _order_page(db: AsyncSession, me: Principal, order_id: int, **extra: A
     if order.buyer_id != me.id and not me.is_ops:
         return Redirect(f"/console/orders/{order_id}", status_code=303)  # the shop's view of it
     status = extra.pop("status_code", 200)
+    is_buyer = order.buyer_id == me.id
+    # "processing": a payment awaits the provider's answer (the page polls until the webhook has
+    # been applied); "failed": the latest attempt failed. Only while the order awaits payment.
+    paying = (
+        await payments.payment_state_of_order(db, order.id)
+        if is_buyer and order.status == "pending_payment"
+        else None
+    )
     context = _common({
         "order": order,
-        "is_buyer": order.buyer_id == me.id,
+        "is_buyer": is_buyer,
+        "payment_state": paying,
         "shop_name": (await _shop_names(db, [order.shop_id])).get(order.shop_id, ""),
         "minutes_left": _minutes_left(order.pay_deadline),
         "error": None,
@@ -621,9 +631,21 @@ async def console_orders(
     return Template("orders/console_list.html", context=context)
 
 
-async def _console_order(
-    db: AsyncSession, me: Principal, order_id: int, policy: service.OrderPolicy, **extra: Any
+async def console_order_page(
+    db: AsyncSession,
+    me: Principal,
+    order_id: int,
+    policy: service.OrderPolicy,
+    *,
+    error: DomainError | None = None,
+    **extra: Any,
 ) -> Template:
+    """The shop's view of one order, also re-rendered with a console form's error (ship,
+    delivered, and the payments domain's refund form). Errors the shop cannot fix on the form
+    (403, a 404 naming no field) go to the error page instead."""
+    if error is not None:
+        _fixable(error)
+        extra.setdefault("status_code", error.status_code)
     shops = await _my_shops(db, me)
     order = await service.get_order(db, me, order_id)
     shop = next((s for s in shops if s.id == order.shop_id), None)
@@ -634,8 +656,9 @@ async def _console_order(
     status = extra.pop("status_code", 200)
     context = _console_context(
         shops, shop, me,
-        {"order": order, "auto_confirm_days": policy.auto_confirm_days, "form": {}, "error": None,
-         "error_form": None, "bad": set(), "saved": None, **extra},
+        {"order": order, "auto_confirm_days": policy.auto_confirm_days, "form": {}, "error": error,
+         "error_form": None, "bad": set(), "saved": None, "refund_key": _new_key(),
+         "refundable_fen": max(order.paid_fen - order.refunded_fen, 0), **extra},
     )  # fmt: skip
     return Template("orders/console_detail.html", context=context, status_code=status)
 
@@ -647,7 +670,7 @@ async def console_order(
 ) -> Template:  # fmt: skip
     """One order for the shop: what to send where, and the ship / delivered actions. ``done`` is
     what the payments domain's refund form comes back with."""
-    return await _console_order(db, me, order_id, order_policy, saved=saved or done or None)
+    return await console_order_page(db, me, order_id, order_policy, saved=saved or done or None)
 
 
 _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{4,64}")
@@ -666,10 +689,9 @@ async def ship_order(
         await service.ship_order(db, me, order_id, parse(ShipIn, form))
     except DomainError as err:
         await db.rollback()
-        return await _console_order(
-            db, me, order_id, order_policy, form=form, error=_fixable(err), error_form="ship", bad=bad_fields(err),
-            status_code=err.status_code,
-        )  # fmt: skip
+        return await console_order_page(
+            db, me, order_id, order_policy, form=form, error=err, error_form="ship", bad=bad_fields(err)
+        )
     return Redirect(f"/console/orders/{order_id}?saved=shipped", status_code=303)
 
 
@@ -682,9 +704,7 @@ async def mark_delivered(
         await service.mark_delivered(db, me, order_id, order_policy)
     except DomainError as err:
         await db.rollback()
-        return await _console_order(
-            db, me, order_id, order_policy, error=_fixable(err), status_code=err.status_code
-        )
+        return await console_order_page(db, me, order_id, order_policy, error=err)
     return Redirect(f"/console/orders/{order_id}?saved=delivered", status_code=303)
 
 

@@ -37,7 +37,7 @@ from trustlive.errors import (
     validated,
 )
 from trustlive.ledger import service as ledger
-from trustlive.money import apply_rate_bp
+from trustlive.money import apply_rate_bp, format_fen
 from trustlive.orders import repository as repo
 from trustlive.orders.models import (
     Address,
@@ -739,6 +739,20 @@ def split_order(order: Order, commission_share_bp: int) -> Split:
     return Split(escrow, fee, dict(creator), platform, shop)
 
 
+def settlement_memo(order: Order, split: Split) -> str:
+    """The split in one line, shown on every wallet statement the settlement touches."""
+    commission = split.platform_commission_fen + sum(split.creator_fen.values())
+    parts = [
+        f"order {order.id}: goods {format_fen(order.goods_fen)} + shipping {format_fen(order.shipping_fen)}"
+    ]
+    if order.refunded_fen:
+        parts.append(f"- refunds {format_fen(order.refunded_fen)}")
+    parts.append(f"- service fee {format_fen(split.fee_fen)}")
+    if commission:
+        parts.append(f"- commission {format_fen(commission)}")
+    return " ".join(parts) + f" = shop {format_fen(split.shop_fen)}"
+
+
 async def settle_order(
     session: AsyncSession, order_id: int, now: dt.datetime, policy: OrderPolicy = DEFAULT_POLICY
 ) -> bool:
@@ -761,7 +775,7 @@ async def settle_order(
     postings = ledger.compact(postings)
     if postings:
         await ledger.post(session, kind="settlement", ref=f"order:{order.id}", idempotency_key=f"settle:order:{order.id}",
-                          postings=postings, memo=f"settlement of order {order.id}")  # fmt: skip
+                          postings=postings, memo=settlement_memo(order, split))  # fmt: skip
     _event(
         session, order.id, S.completed, S.settled, None, f"shop {split.shop_fen} fen, fee {split.fee_fen} fen"
     )
@@ -784,8 +798,16 @@ class CheckoutRequest:
     request_hash: str = ""
 
 
+class StockContention(Exception):
+    """An optimistic batch found its stock taken meanwhile: run it again with the rows locked."""
+
+
 async def place_orders_batch(
-    session: AsyncSession, requests: list[CheckoutRequest], policy: OrderPolicy = DEFAULT_POLICY
+    session: AsyncSession,
+    requests: list[CheckoutRequest],
+    policy: OrderPolicy = DEFAULT_POLICY,
+    *,
+    lock: bool = True,
 ) -> list[CheckoutRequest]:
     """Place many independent orders in ONE transaction (group commit).
 
@@ -859,7 +881,9 @@ async def place_orders_batch(
         {(r.buyer.id, s) for r in ok for s in r.merged or {} if skus[s].per_buyer_limit is not None}
     )
     held = await repo.lock_purchase_counts(session, limited)
-    available = await catalog.lock_stock(session, sorted({s for r in ok for s in r.merged or {}}))
+    # Optimistic (lock=False): read stock unlocked and hold the hot row only from the final
+    # conditional decrement to the commit; if that decrement finds too little, StockContention.
+    available = await catalog.lock_stock(session, sorted({s for r in ok for s in r.merged or {}}), lock=lock)
     taken: dict[int, int] = defaultdict(int)
     claimed: dict[tuple[int, int], int] = defaultdict(int)
     placed: list[CheckoutRequest] = []
@@ -903,9 +927,10 @@ async def place_orders_batch(
     for r, checkout, orders in built:
         r.result = Placed(checkout, orders, replayed=False)
     await repo.add_purchase_counts(session, dict(claimed))
+    await session.flush()  # every other write first: the stock rows are locked from here to the commit
     for sku_id in sorted(taken):
         if not await catalog.reserve_stock(session, sku_id, taken[sku_id]):
-            raise RuntimeError(f"stock of SKU {sku_id} changed under its lock")  # cannot happen: rows locked
+            raise StockContention(sku_id)  # only possible unlocked: another batch took it meanwhile
     return requests
 
 
@@ -1008,8 +1033,14 @@ class CheckoutBatcher:
     async def _settle(self, batch: list[tuple[CheckoutRequest, asyncio.Future[Placed]]]) -> None:
         requests = [r for r, _ in batch]
         try:
-            async with transaction(self.sessionmaker) as session:
-                await place_orders_batch(session, requests, self.policy)
+            try:
+                async with transaction(self.sessionmaker) as session:
+                    await place_orders_batch(session, requests, self.policy, lock=False)
+            except StockContention:
+                for r in requests:
+                    r.result = None
+                async with transaction(self.sessionmaker) as session:
+                    await place_orders_batch(session, requests, self.policy, lock=True)
         except Exception:  # fall back to one transaction per request
             for r in requests:
                 r.result = None

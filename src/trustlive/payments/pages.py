@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.config import Settings
-from trustlive.errors import DomainError
+from trustlive.errors import DomainError, ValidationFailed
+from trustlive.orders import pages as order_pages
+from trustlive.orders.service import OrderPolicy
 from trustlive.payments import service
-from trustlive.web.forms import text, yuan
-from trustlive.web.i18n import N_
+from trustlive.web.forms import bad_fields, invalid, text, yuan
+from trustlive.web.i18n import N_, gettext
 from trustlive.web.policy import public, signed_in
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -57,13 +59,37 @@ async def pay_return(
     return Template(name, context={"payment": payment})
 
 
+_REFUND_FIELDS = {r"amount_fen": "amount"}
+
+
+def _refund_amount(form: dict[str, str]) -> int:
+    try:
+        return yuan(form, "amount")
+    except ValidationFailed:
+        raise invalid("amount", gettext("enter an amount in yuan above zero, e.g. 12.50")) from None
+
+
 @post("/console/orders/{order_id:int}/refund", **signed_in())
-async def refund_order(order_id: int, data: Form, db: AsyncSession, me: Principal) -> Redirect:
+async def refund_order(
+    order_id: int, data: Form, db: AsyncSession, me: Principal, order_policy: OrderPolicy
+) -> Template | Redirect:
     """The shop console's (or ops') refund form: ``amount`` in yuan, ``reason``, and a hidden
-    ``idempotency_key`` rendered with the form (a double submit refunds once). Errors go to the
-    error page, which explains them; success goes back to the order."""
+    ``idempotency_key`` rendered with the form (a double submit refunds once). Errors the shop
+    can fix come back on the console's order page with the form marked; refusals go to the error
+    page; success goes back to the order."""
+    form = {"amount": text(data, "amount"), "reason": text(data, "reason")}
     key = text(data, "idempotency_key") or f"web-{secrets.token_urlsafe(16)}"
-    await service.refund(db, me, order_id, yuan(data, "amount"), text(data, "reason"), key)
+    try:
+        amount = _refund_amount(form)
+        if not form["reason"]:
+            raise invalid("reason", gettext("say why the money goes back"))
+        await service.refund(db, me, order_id, amount, form["reason"], key)
+    except DomainError as err:
+        await db.rollback()
+        return await order_pages.console_order_page(
+            db, me, order_id, order_policy, error=err, form=form, error_form="refund",
+            bad=bad_fields(err, _REFUND_FIELDS),
+        )  # fmt: skip
     return Redirect(f"/console/orders/{order_id}?done=refunded", status_code=303)
 
 

@@ -161,6 +161,43 @@ ERROR_TEXT = {
     "payload_too_large": N_("That file is too large."),
     "unsupported_media_type": N_("Only JPEG, PNG or WebP images are accepted."),
     "bad_cursor": N_("That page link is broken; start again from the first page."),
+    # orders
+    "not_on_sale": N_("This item is not on sale any more."),
+    "out_of_stock": N_("There is not enough stock left for this quantity."),
+    "limit_exceeded": N_("That is more than one buyer may buy of this item."),
+    "address_not_found": N_("Choose one of your own addresses."),
+    "too_many_addresses": N_("You can keep at most 20 addresses. Delete one first."),
+    "cart_full": N_("Your cart is full. Check out or remove some items first."),
+    "cart_empty": N_("Your cart is empty."),
+    "cart_item_not_found": N_("Your cart has changed meanwhile. Check it and try again."),
+    "order_not_found": N_("We could not find that order."),
+    "checkout_not_found": N_("We could not find those orders."),
+    "invalid_transition": N_(
+        "This order cannot do that in its current state; it may have changed meanwhile."
+    ),
+    "not_payable": N_("This order is not awaiting payment."),
+    "idempotency_key_required": N_("This form has expired. Reload the page and try again."),
+    "bad_idempotency_key": N_("This form has expired. Reload the page and try again."),
+    "idempotency_mismatch": N_(
+        "This form was already sent with other details. Reload the page and try again."
+    ),
+    "not_shop_staff": N_("The shop console is for merchants and shop staff."),
+    # payments
+    "already_paid": N_("This order is already paid."),
+    "payment_not_found": N_("We could not find that payment."),
+    "provider_payment_not_found": N_("The payment provider does not know this payment."),
+    "unknown_provider": N_("We do not work with that payment provider."),
+    "provider_refused": N_("The payment provider refused. Please try again later."),
+    "refund_exceeds_payment": N_("That is more than is left to refund on this order."),
+    "not_refundable": N_(
+        "This order cannot be refunded: it was never paid, or it is cancelled, refunded or settled."
+    ),
+    # ledger and wallets
+    "insufficient_funds": N_("The wallet does not hold that much. Ask for at most the balance shown."),
+    "not_your_wallet": N_("This is not your wallet."),
+    "not_a_wallet": N_("Only shop and creator wallets can be paid out."),
+    "no_wallet": N_("The wallet is for merchants, shop staff and creators."),
+    "payout_not_found": N_("We could not find that payout."),
 }
 
 
