@@ -57,6 +57,7 @@ from trustlive.orders.schemas import (
     CartOut,
     CartShopOut,
     EventOut,
+    ItemIn,
     LineOut,
     OrderIn,
     OrderOut,
@@ -396,9 +397,9 @@ async def checkout_cart(
 ) -> Placed:  # fmt: skip
     """Turn cart items (all, or those named) into orders, one per shop, and empty those items.
 
-    Items keep their own attribution (source, creator); items with different attribution in
-    one shop become separate checkouts' lines would be wrong, so each distinct (source, creator)
-    group is placed as its own checkout key suffix."""
+    Every item keeps its own attribution (source, creator), and a checkout carries one: items are
+    grouped by attribution and each group is placed as its own checkout, keyed ``key``, ``key#1``,
+    ... so that a retry of the whole request finds all of them."""
     key = check_idempotency_key(idempotency_key)
     replayed = await _replay_cart_checkout(session, buyer, key)
     if replayed is not None:
@@ -418,13 +419,12 @@ async def checkout_cart(
         sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0))
     ):
         body = OrderIn(
-            items=[{"sku_id": i.sku_id, "quantity": i.quantity} for i in group],  # type: ignore[misc]
+            items=[ItemIn(sku_id=i.sku_id, quantity=i.quantity) for i in group],
             address_id=address_id,
-            source=source,
+            source=source,  # type: ignore[arg-type]
             creator_id=creator_id,
             note=note,
-        )  # type: ignore[arg-type]
-        body = validated(body)
+        )
         placed.append(await place_order(session, buyer, body, f"{key}#{n}" if n else key, policy))
     if not any(p.replayed for p in placed):
         await repo.delete_cart_items(session, buyer.id, [i.id for i in items])
