@@ -134,3 +134,17 @@ def validated(data: S) -> S:
         return msgspec.convert(msgspec.to_builtins(data), type(data))
     except msgspec.ValidationError as exc:
         raise from_msgspec(exc) from None
+
+
+def require_idempotency_key(key: str | None, what: str = "request") -> str:
+    """The caller's Idempotency-Key, checked: 400 when it is missing or unusable."""
+    if key is None or not key.strip():
+        raise BadRequest(
+            f"Idempotency-Key: send a unique key per {what} (e.g. a UUID)", field="Idempotency-Key",
+            code="idempotency_key_required",
+        )  # fmt: skip
+    key = key.strip()
+    if len(key) > 100 or not key.isprintable():
+        raise BadRequest("Idempotency-Key: at most 100 printable characters", field="Idempotency-Key",
+                         code="bad_idempotency_key")  # fmt: skip
+    return key

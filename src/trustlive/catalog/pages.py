@@ -44,7 +44,7 @@ from trustlive.web.forms import (
     yuan,
 )
 from trustlive.web.i18n import N_, gettext
-from trustlive.web.pagination import decode_cursor, encode_cursor
+from trustlive.web.pagination import before_id, decode_cursor, encode_cursor, trim_page
 from trustlive.web.policy import allow, public, signed_in
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -82,19 +82,6 @@ def _is_htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def _before(cursor: str | None) -> int | None:
-    decoded = decode_cursor(cursor, "before")
-    return decoded["before"] if decoded else None
-
-
-def _page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
-    """Trim a list fetched with ``limit + 1`` and give the cursor of the next page, if any."""
-    if len(items) <= limit:
-        return items, None
-    items = items[:limit]
-    return items, encode_cursor({"before": items[-1].id})
-
-
 # --- shelf ------------------------------------------------------------------------------------
 
 
@@ -127,8 +114,8 @@ async def search_page(
 async def category_page(slug: str, db: AsyncSession, cursor: Cursor = None) -> Template:
     category = await service.get_category_by_slug(db, slug)
     everything = await service.list_categories(db)
-    items = await service.category_products(db, category, after_id=_before(cursor), limit=PAGE_SIZE + 1)
-    products, next_cursor = _page(items, PAGE_SIZE)
+    items = await service.category_products(db, category, after_id=before_id(cursor), limit=PAGE_SIZE + 1)
+    products, next_cursor = trim_page(items, PAGE_SIZE)
     return Template(
         "catalog/category.html",
         context={
@@ -144,8 +131,8 @@ async def category_page(slug: str, db: AsyncSession, cursor: Cursor = None) -> T
 @get("/shops/{slug:str}", **public())
 async def shop_page(slug: str, db: AsyncSession, viewer: Principal | None, cursor: Cursor = None) -> Template:
     shop = await service.get_shop_by_slug(db, slug)
-    items = await service.shop_products(db, viewer, shop.id, after_id=_before(cursor), limit=PAGE_SIZE + 1)
-    products, next_cursor = _page(items, PAGE_SIZE)
+    items = await service.shop_products(db, viewer, shop.id, after_id=before_id(cursor), limit=PAGE_SIZE + 1)
+    products, next_cursor = trim_page(items, PAGE_SIZE)
     return Template(
         "catalog/shop.html",
         context={"shop": service.shop_out(shop), "products": products, "next_cursor": next_cursor},
@@ -202,9 +189,9 @@ async def _console(
     shop = _pick_shop(shops, me, shop_id)
     staff = await service.list_staff(db, me, shop.id)
     items = await service.shop_products(
-        db, me, shop.id, after_id=_before(cursor), limit=CONSOLE_PAGE_SIZE + 1, include_unpublished=True
+        db, me, shop.id, after_id=before_id(cursor), limit=CONSOLE_PAGE_SIZE + 1, include_unpublished=True
     )
-    products, next_cursor = _page(items, CONSOLE_PAGE_SIZE)
+    products, next_cursor = trim_page(items, CONSOLE_PAGE_SIZE)
     status = extra.pop("status_code", 200)
     context = {
         "shops": shops,

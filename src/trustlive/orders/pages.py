@@ -45,7 +45,7 @@ from trustlive.orders.schemas import (
 from trustlive.payments import service as payments
 from trustlive.web.forms import bad_fields, checked, integer, invalid, parse, text
 from trustlive.web.i18n import N_, gettext
-from trustlive.web.pagination import decode_cursor, encode_cursor
+from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import signed_in
 from trustlive.web.templating import yuan
 
@@ -144,19 +144,6 @@ def _new_key() -> str:
 
 def _safe_next(value: str | None, default: str) -> str:
     return value if value and value.startswith("/") and not value.startswith("//") else default
-
-
-def _before(cursor: str | None) -> int | None:
-    decoded = decode_cursor(cursor, "before")
-    return decoded["before"] if decoded else None
-
-
-def _page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
-    """Trim a list fetched with ``limit + 1`` and give the cursor of the next page, if any."""
-    if len(items) <= limit:
-        return items, None
-    items = items[:limit]
-    return items, encode_cursor({"before": items[-1].id})
 
 
 def _tab(tabs: tuple[Tab, ...], key: str) -> Tab:
@@ -510,9 +497,9 @@ async def my_orders(
     else:
         placed = []
         items = await service.list_my_orders(
-            db, me, statuses=tab.statuses, before_id=_before(cursor), limit=PAGE_SIZE + 1
+            db, me, statuses=tab.statuses, before_id=before_id(cursor), limit=PAGE_SIZE + 1
         )
-        orders, next_cursor = _page(items, PAGE_SIZE)
+        orders, next_cursor = trim_page(items, PAGE_SIZE)
     context = _common({
         "tabs": BUYER_TABS,
         "tab": tab,
@@ -622,9 +609,9 @@ async def console_orders(
     chosen = _pick_shop(shops, me, shop)
     tab = _tab(SHOP_TABS, status)
     items = await service.list_shop_orders(
-        db, me, chosen.id, statuses=tab.statuses, before_id=_before(cursor), limit=CONSOLE_PAGE_SIZE + 1
+        db, me, chosen.id, statuses=tab.statuses, before_id=before_id(cursor), limit=CONSOLE_PAGE_SIZE + 1
     )
-    orders, next_cursor = _page(items, CONSOLE_PAGE_SIZE)
+    orders, next_cursor = trim_page(items, CONSOLE_PAGE_SIZE)
     context = _console_context(
         shops, chosen, me, {"tabs": SHOP_TABS, "tab": tab, "orders": orders, "next_cursor": next_cursor}
     )

@@ -26,7 +26,6 @@ from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import transaction, utcnow
 from trustlive.errors import (
-    BadRequest,
     Conflict,
     DomainError,
     FieldError,
@@ -34,6 +33,7 @@ from trustlive.errors import (
     InvalidTransition,
     NotFound,
     ValidationFailed,
+    require_idempotency_key,
     validated,
 )
 from trustlive.ledger import service as ledger
@@ -280,14 +280,7 @@ def _request_hash(data: OrderIn, merged: dict[int, int]) -> str:
 
 
 def check_idempotency_key(key: str | None) -> str:
-    if key is None or not key.strip():
-        raise BadRequest("Idempotency-Key: send a unique key per order (e.g. a UUID)", field="Idempotency-Key",
-                         code="idempotency_key_required")  # fmt: skip
-    key = key.strip()
-    if len(key) > 100 or not key.isprintable():
-        raise BadRequest("Idempotency-Key: at most 100 printable characters", field="Idempotency-Key",
-                         code="bad_idempotency_key")  # fmt: skip
-    return key
+    return require_idempotency_key(key, "order")
 
 
 async def _check_creator(session: AsyncSession, creator_id: int) -> None:

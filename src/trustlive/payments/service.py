@@ -42,7 +42,14 @@ from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import utcnow
-from trustlive.errors import BadRequest, Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from trustlive.errors import (
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    require_idempotency_key,
+)
 from trustlive.ledger import service as ledger
 from trustlive.money import check_price, format_fen
 from trustlive.orders import service as orders
@@ -103,14 +110,7 @@ def _hash(text: str) -> str:
 
 
 def check_key(key: str | None) -> str:
-    if key is None or not key.strip():
-        raise BadRequest("Idempotency-Key: send a unique key per payment (e.g. a UUID)", field="Idempotency-Key",
-                         code="idempotency_key_required")  # fmt: skip
-    key = key.strip()
-    if len(key) > 100 or not key.isprintable():
-        raise BadRequest("Idempotency-Key: at most 100 printable characters", field="Idempotency-Key",
-                         code="bad_idempotency_key")  # fmt: skip
-    return key
+    return require_idempotency_key(key, "payment")
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -42,3 +42,17 @@ def decode_cursor(cursor: str | None, *keys: str) -> dict[str, int] | None:
         raise BadRequest(
             "cursor: not a cursor this server issued", field="cursor", code="bad_cursor"
         ) from None
+
+
+def before_id(cursor: str | None) -> int | None:
+    """The id a newest-first list continues below (cursor ``{"before": id}``)."""
+    decoded = decode_cursor(cursor, "before")
+    return decoded["before"] if decoded else None
+
+
+def trim_page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """Trim a list fetched with ``limit + 1`` and give the cursor of the next page, if any."""
+    if len(items) <= limit:
+        return items, None
+    items = items[:limit]
+    return items, encode_cursor({"before": items[-1].id})
