@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
-from trustlive.catalog.models import Shop
 from trustlive.config import Settings
 from trustlive.db import utcnow
 from trustlive.errors import DomainError, Forbidden, NotFound, ValidationFailed
@@ -569,14 +568,14 @@ async def confirm_receipt(order_id: int, db: AsyncSession, me: Principal) -> Tem
 # --- merchant console: orders -----------------------------------------------------------------
 
 
-async def _my_shops(db: AsyncSession, me: Principal) -> list[Shop]:
+async def _my_shops(db: AsyncSession, me: Principal) -> list[catalog.Shop]:
     shops = await catalog.shops_of(db, me)
     if not shops and not me.has("merchant"):
         raise Forbidden(gettext("The shop console is for merchants and shop staff."), code="not_shop_staff")
     return shops
 
 
-def _pick_shop(shops: list[Shop], me: Principal, shop_id: int | None) -> Shop:
+def _pick_shop(shops: list[catalog.Shop], me: Principal, shop_id: int | None) -> catalog.Shop:
     """The shop a console page is about: the one asked for, else the caller's own, else the first."""
     if shop_id is not None:
         for shop in shops:
@@ -586,7 +585,9 @@ def _pick_shop(shops: list[Shop], me: Principal, shop_id: int | None) -> Shop:
     return next((s for s in shops if s.owner_id == me.id), shops[0])
 
 
-def _console_context(shops: list[Shop], shop: Shop, me: Principal, context: dict[str, Any]) -> dict[str, Any]:
+def _console_context(
+    shops: list[catalog.Shop], shop: catalog.Shop, me: Principal, context: dict[str, Any]
+) -> dict[str, Any]:
     """A console page's context: the shop picker, and status names as the shop reads them."""
     return _common({
         "shops": shops,
