@@ -12,70 +12,25 @@ import io
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from tests.helpers import PASSWORD, create_user, make_settings
-from trustlive.app import create_app
+from tests.web.browser import launch, serve
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} not found (install Debian's chromium; browsers are never downloaded)"
-    if os.environ.get("TRUSTLIVE_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; TRUSTLIVE_TEST_REQUIRE_SERVICES=1 makes this a failure", pytrace=False)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[str]:
-    """The real app under uvicorn on a free local port, in a background thread."""
-    _require_chromium()
-    settings = make_settings(sqlite_url, tmp_path)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-browser-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start", pytrace=False)
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """The real app under uvicorn on a free local port."""
+    with serve(make_settings(sqlite_url, tmp_path)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -111,7 +66,7 @@ def test_merchant_lists_a_product_and_a_phone_buyer_finds_it(world: dict, tmp_pa
     base = str(world["base"])
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             # --- the merchant, on a laptop, in the default language (Chinese) ---------------------
             merchant = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")

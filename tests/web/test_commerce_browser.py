@@ -20,9 +20,6 @@ import asyncio
 import datetime as dt
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,10 +27,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from tests.helpers import PASSWORD, create_user, make_settings
-from trustlive.app import create_app
+from tests.web.browser import launch, serve
 from trustlive.db import create_engine, create_sessionmaker, transaction, utcnow
 from trustlive.ledger import service as ledger
 from trustlive.money import format_fen
@@ -41,15 +37,6 @@ from trustlive.orders import tasks as order_tasks
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 900}
 TIMEOUT_MS = 15_000
@@ -89,44 +76,11 @@ def expected_split() -> dict[str, int]:
     }
 
 
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} not found (install Debian's chromium; browsers are never downloaded)"
-    if os.environ.get("TRUSTLIVE_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; TRUSTLIVE_TEST_REQUIRE_SERVICES=1 makes this a failure", pytrace=False)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[str]:
-    """The real app under uvicorn on a free local port, in a background thread, with its
-    scheduler on: it delivers the sandbox's webhooks by itself."""
-    _require_chromium()
-    settings = make_settings(sqlite_url, tmp_path, task_interval_seconds=0.2)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-commerce-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start", pytrace=False)
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """The real app, its scheduler on: it delivers the sandbox's webhooks by itself."""
+    with serve(make_settings(sqlite_url, tmp_path, task_interval_seconds=0.2)) as url:
+        yield url
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -234,7 +188,7 @@ def test_two_shops_pay_ship_confirm_settle_and_the_wallets_show_the_split(world:
         page.goto(f"{base}{then}")
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
 
             def context(viewport: dict[str, int], **phone: Any) -> Page:
