@@ -42,6 +42,7 @@ from trustlive.payments import api as payments_api
 from trustlive.payments import pages as payments_pages
 from trustlive.payments import tasks as payment_tasks
 from trustlive.scheduler import Scheduler
+from trustlive.web import framework
 from trustlive.web import pages as web_pages
 from trustlive.web.errors import handle_exception
 from trustlive.web.policy import current_principal, public
@@ -104,6 +105,7 @@ def create_app(
     settings: Settings | None = None, *, bus: EventBus | None = None, relay_in_background: bool = True
 ) -> Litestar:
     settings = settings or load_settings()
+    framework.install()
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     bus = bus or EventBus()
 
@@ -112,6 +114,7 @@ def create_app(
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        app.state.principals = accounts.PrincipalLoader(app.state.read_sessionmaker)
         redis = None
         if settings.redis_url:
             from redis.asyncio import Redis

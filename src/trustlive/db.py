@@ -8,12 +8,27 @@ owns the transaction (see ``transaction``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+import msgspec
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    TextClause,
+    any_,
+    bindparam,
+    event,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -29,6 +44,45 @@ NAMING = {
 
 # BIGINT primary keys on PostgreSQL; SQLite needs plain INTEGER for rowid aliasing.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def in_param(column: Any, name: str, dialect: str) -> Any:
+    """``column IN :name`` in a form the database prepares once whatever the list's length: an
+    array compared with ``= ANY`` on PostgreSQL (an expanded IN would be a new statement, parsed
+    and planned anew, for every length), an expanding IN on SQLite. For statements built once
+    per dialect and run with a list bound to ``name``."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+async def insert_rows(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, suffix: str = ""
+) -> Any:
+    """Insert many rows in one statement: ``rows`` all carry the same keys, every value given
+    (no column defaults are applied). On PostgreSQL the rows travel as one JSON array expanded by
+    ``json_populate_recordset``: one prepared statement and one executor run for any number of
+    rows, where executemany costs a round of the protocol per row. On SQLite, executemany.
+    ``suffix`` (PostgreSQL only) appends a clause such as ``ON CONFLICT ... RETURNING ...``."""
+    if not rows:
+        return None
+    columns = tuple(rows[0])
+    conn = await session.connection()  # type: ignore[misc]  # Core: no unit of work, no ORM rows
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        payload = msgspec.json.encode(rows).decode()
+        return await conn.execute(_json_insert(table.name, columns, suffix), {"rows": payload})
+    if suffix:
+        raise ValueError("insert_rows: a suffix is for PostgreSQL only")
+    return await conn.execute(table.insert(), rows)
+
+
+@functools.cache
+def _json_insert(table: str, columns: tuple[str, ...], suffix: str) -> TextClause:
+    names = ", ".join(columns)  # our own table and column names, never user input
+    return text(
+        f"INSERT INTO {table} ({names}) SELECT {names} "
+        f"FROM json_populate_recordset(NULL::{table}, CAST(:rows AS json)) {suffix}"
+    )
 
 
 def utcnow() -> dt.datetime:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.models import AuthSession, LoginThrottle, User, UserRole
-from trustlive.db import UTCDateTime
+from trustlive.db import UTCDateTime, in_param
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
@@ -77,14 +77,15 @@ async def list_users(
     return list(await session.scalars(stmt))
 
 
-async def principal_row(
-    session: AsyncSession, token_hash: str, now: dt.datetime
-) -> tuple[User, str, str] | None:
-    """The caller behind a token in ONE query (user, session kind, comma-joined roles): this runs
-    on every authenticated request, so the statement is built once per dialect."""
+async def principal_rows(
+    session: AsyncSession, token_hashes: list[str], now: dt.datetime
+) -> dict[str, tuple[int, str, str, str, str]]:
+    """The callers behind many tokens in ONE query: token hash → (user id, username, display
+    name, session kind, comma-joined roles). This runs for every authenticated request (batched
+    across concurrent ones), so it reads plain columns and the statement is built once per dialect."""
     stmt = _principal_statement(session.bind.dialect.name)
-    row = (await session.execute(stmt, {"token_hash": token_hash, "now": now})).first()
-    return (row[0], row[1], row[2]) if row else None
+    rows = await session.execute(stmt, {"token_hashes": token_hashes, "now": now})
+    return {row[0]: tuple(row[1:]) for row in rows}  # type: ignore[misc]
 
 
 @functools.cache
@@ -96,10 +97,10 @@ def _principal_statement(dialect: str):  # type: ignore[no-untyped-def]
         .scalar_subquery()
     )
     return (
-        select(User, AuthSession.kind, roles)
+        select(AuthSession.token_hash, User.id, User.username, User.display_name, AuthSession.kind, roles)
         .join(User, User.id == AuthSession.user_id)
         .where(
-            AuthSession.token_hash == bindparam("token_hash"),
+            in_param(AuthSession.token_hash, "token_hashes", dialect),
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > bindparam("now", type_=UTCDateTime()),
             User.is_active.is_(True),

@@ -7,8 +7,10 @@ for terms of any length. Latin words and numbers stay whole (lower-cased) tokens
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +25,7 @@ from trustlive.catalog.models import (
     ShopStaff,
     Sku,
 )
+from trustlive.db import in_param
 
 # CJK ideographs, kana, hangul, full-width forms: one token per character.
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
@@ -332,19 +335,31 @@ async def staff_user_ids(session: AsyncSession, shop_id: int) -> list[int]:
 # --- stock ------------------------------------------------------------------------------------
 
 
-async def skus_with_policies(
-    session: AsyncSession, sku_ids: list[int]
-) -> list[tuple[Sku, Product, Category, Shop]]:
+async def skus_with_policies(session: AsyncSession, sku_ids: list[int]) -> list[Any]:
+    """Rows of what checkout snapshots from a SKU, its product, category and shop."""
     if not sku_ids:
         return []
-    stmt = (
-        select(Sku, Product, Category, Shop)
+    conn = await session.connection()  # Core: checkout reads these for every batch
+    rows = await conn.execute(
+        _skus_with_policies_statement(session.bind.dialect.name), {"ids": sorted(set(sku_ids))}
+    )
+    return list(rows)
+
+
+@functools.cache
+def _skus_with_policies_statement(dialect: str):  # type: ignore[no-untyped-def]
+    return (
+        select(
+            Sku.id.label("sku_id"), Sku.product_id, Sku.shop_id, Product.title, Sku.code, Sku.option_values,
+            Sku.price_fen, Sku.per_buyer_limit, Product.commission_bp, Product.category_id, Category.service_fee_bp,
+            Category.return_window_days, Category.requires_inspection, Product.status.label("product_status"),
+            Sku.is_active, Shop.status.label("shop_status"),
+        )
         .join(Product, Product.id == Sku.product_id)
         .join(Category, Category.id == Product.category_id)
         .join(Shop, Shop.id == Sku.shop_id)
-        .where(Sku.id.in_(set(sku_ids)))
-    )
-    return [tuple(row) for row in await session.execute(stmt)]  # type: ignore[misc]
+        .where(in_param(Sku.id, "ids", dialect))
+    )  # fmt: skip
 
 
 async def take_stock(session: AsyncSession, sku_id: int, quantity: int) -> bool:
@@ -371,7 +386,13 @@ async def lock_stock(session: AsyncSession, sku_ids: list[int], *, lock: bool = 
     write lock already covers the transaction)."""
     if not sku_ids:
         return {}
-    stmt = select(Sku.id, Sku.stock).where(Sku.id.in_(set(sku_ids))).order_by(Sku.id)
-    if lock and session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return dict((await session.execute(stmt)).all())  # type: ignore[arg-type]
+    dialect = session.bind.dialect.name
+    stmt = _stock_statement(dialect, lock and dialect == "postgresql")
+    conn = await session.connection()
+    return dict((await conn.execute(stmt, {"ids": sorted(set(sku_ids))})).all())  # type: ignore[arg-type]
+
+
+@functools.cache
+def _stock_statement(dialect: str, for_update: bool):  # type: ignore[no-untyped-def]
+    stmt = select(Sku.id, Sku.stock).where(in_param(Sku.id, "ids", dialect)).order_by(Sku.id)
+    return stmt.with_for_update() if for_update else stmt

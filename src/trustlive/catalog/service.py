@@ -794,15 +794,14 @@ class SkuForSale:
 async def skus_for_sale(session: AsyncSession, sku_ids: list[int]) -> dict[int, SkuForSale]:
     rows = await repo.skus_with_policies(session, sku_ids)
     return {
-        sku.id: SkuForSale(
-            sku_id=sku.id, product_id=product.id, shop_id=shop.id, title=product.title, code=sku.code,
-            option_values=tuple(sku.option_values), price_fen=sku.price_fen,
-            per_buyer_limit=sku.per_buyer_limit, commission_bp=product.commission_bp,
-            category_id=category.id, service_fee_bp=category.service_fee_bp,
-            return_window_days=category.return_window_days, requires_inspection=category.requires_inspection,
-            on_sale=product.status == ProductStatus.published and sku.is_active and shop.status == "active",
+        r.sku_id: SkuForSale(
+            sku_id=r.sku_id, product_id=r.product_id, shop_id=r.shop_id, title=r.title, code=r.code,
+            option_values=tuple(r.option_values), price_fen=r.price_fen, per_buyer_limit=r.per_buyer_limit,
+            commission_bp=r.commission_bp, category_id=r.category_id, service_fee_bp=r.service_fee_bp,
+            return_window_days=r.return_window_days, requires_inspection=r.requires_inspection,
+            on_sale=r.product_status == ProductStatus.published and r.is_active and r.shop_status == "active",
         )
-        for sku, product, category, shop in rows
+        for r in rows
     }  # fmt: skip
 
 

@@ -5,14 +5,16 @@ merchant) can never both win."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from trustlive.db import in_param, insert_rows
 from trustlive.orders.models import (
     Address,
     CartItem,
@@ -57,11 +59,20 @@ async def count_addresses(session: AsyncSession, user_id: int) -> int:
 # --- shop terms -------------------------------------------------------------------------------
 
 
-async def shop_terms(session: AsyncSession, shop_ids: list[int]) -> dict[int, ShopTerms]:
+async def shop_terms(session: AsyncSession, shop_ids: list[int]) -> dict[int, Any]:
+    """Shipping and settlement terms per shop, as read-only rows (the ShopTerms columns)."""
     if not shop_ids:
         return {}
-    rows = await session.scalars(select(ShopTerms).where(ShopTerms.shop_id.in_(set(shop_ids))))
+    conn = await session.connection()  # Core: checkout reads these for every batch
+    rows = await conn.execute(
+        _shop_terms_statement(session.bind.dialect.name), {"ids": sorted(set(shop_ids))}
+    )
     return {t.shop_id: t for t in rows}
+
+
+@functools.cache
+def _shop_terms_statement(dialect: str):  # type: ignore[no-untyped-def]
+    return select(*ShopTerms.__table__.c).where(in_param(ShopTerms.shop_id, "ids", dialect))
 
 
 async def get_shop_terms(session: AsyncSession, shop_id: int) -> ShopTerms | None:
@@ -235,32 +246,67 @@ async def release_purchase(session: AsyncSession, buyer_id: int, sku_id: int, qu
 # --- batched checkout -------------------------------------------------------------------------
 
 
+# The batched checkout's statements are built once per dialect and take lists as parameters, so
+# the database prepares each once per connection whatever the batch size (see db.in_param).
+
+
 async def find_checkouts(
     session: AsyncSession, pairs: list[tuple[int, str]]
 ) -> dict[tuple[int, str], Checkout]:
     if not pairs:
         return {}
-    stmt = select(Checkout).where(tuple_(Checkout.buyer_id, Checkout.idempotency_key).in_(pairs))
-    return {(c.buyer_id, c.idempotency_key): c for c in await session.scalars(stmt)}
-
-
-async def addresses_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Address]:
+    wanted = set(pairs)
+    # Buyers × keys covers the pairs; the exact ones are picked here (keys are all but unique).
+    # Ids first through Core: the usual answer is "none", and that should cost one round trip.
+    params = {"buyer_ids": sorted({b for b, _ in wanted}), "keys": sorted({k for _, k in wanted})}
+    conn = await session.connection()
+    rows = await conn.execute(_checkout_keys_statement(session.bind.dialect.name), params)
+    ids = [cid for cid, buyer, key in rows if (buyer, key) in wanted]
     if not ids:
         return {}
-    return {a.id: a for a in await session.scalars(select(Address).where(Address.id.in_(set(ids))))}
+    found = await session.scalars(select(Checkout).where(Checkout.id.in_(ids)))
+    return {(c.buyer_id, c.idempotency_key): c for c in found}
+
+
+@functools.cache
+def _checkout_keys_statement(dialect: str):  # type: ignore[no-untyped-def]
+    return select(Checkout.id, Checkout.buyer_id, Checkout.idempotency_key).where(
+        in_param(Checkout.buyer_id, "buyer_ids", dialect), in_param(Checkout.idempotency_key, "keys", dialect)
+    )
+
+
+async def addresses_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
+    """Addresses as read-only rows (the Address columns), for the batched checkout."""
+    if not ids:
+        return {}
+    conn = await session.connection()
+    rows = await conn.execute(_addresses_statement(session.bind.dialect.name), {"ids": sorted(set(ids))})
+    return {a.id: a for a in rows}
+
+
+@functools.cache
+def _addresses_statement(dialect: str):  # type: ignore[no-untyped-def]
+    return select(*Address.__table__.c).where(in_param(Address.id, "ids", dialect))
 
 
 async def insert_checkouts(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
     """Insert checkouts, skipping (buyer, key) pairs that exist already; returns the new ids."""
     if not rows:
         return {}
-    stmt = (
-        _insert(session)(Checkout)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[Checkout.buyer_id, Checkout.idempotency_key])
-        .returning(Checkout.id, Checkout.buyer_id, Checkout.idempotency_key)
-    )
-    return {(buyer, key): cid for cid, buyer, key in await session.execute(stmt)}
+    if session.bind.dialect.name == "postgresql":
+        result = await insert_rows(
+            session, Checkout.__table__, rows,
+            suffix="ON CONFLICT (buyer_id, idempotency_key) DO NOTHING RETURNING id, buyer_id, idempotency_key",
+        )  # fmt: skip
+    else:
+        stmt = (
+            sqlite_insert(Checkout)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[Checkout.buyer_id, Checkout.idempotency_key])
+            .returning(Checkout.id, Checkout.buyer_id, Checkout.idempotency_key)
+        )
+        result = await (await session.connection()).execute(stmt)
+    return {(buyer, key): cid for cid, buyer, key in result}
 
 
 async def delete_checkouts(session: AsyncSession, ids: list[int]) -> None:
@@ -304,23 +350,37 @@ def _row(obj: Any, *, skip: tuple[str, ...] = ("id",)) -> dict[str, Any]:
 
 
 async def bulk_insert_orders(session: AsyncSession, orders: list[Order], actor_id: int | None) -> None:
-    """Insert many new orders, their lines and their first timeline event in three statements
+    """Insert many new orders, their lines and their first timeline event, a statement each
     (no unit-of-work bookkeeping: the batched checkout's hot path). Sets each order's id."""
     if not orders:
         return
-    result = await session.execute(
-        insert(Order).returning(Order.id, sort_by_parameter_order=True), [_row(o) for o in orders]
-    )
-    for order, order_id in zip(orders, result.scalars().all(), strict=True):
-        order.id = order_id
+    if session.bind.dialect.name == "postgresql":
+        # Ids drawn from the sequence first, so the rows go in as one JSON array (db.insert_rows).
+        conn = await session.connection()
+        ids = (await conn.scalars(_order_ids_pg(), {"n": len(orders)})).all()
+        for order, order_id in zip(orders, ids, strict=True):
+            order.id = order_id
+        await insert_rows(session, Order.__table__, [_row(o, skip=()) for o in orders])
+    else:
+        result = await session.execute(
+            insert(Order).returning(Order.id, sort_by_parameter_order=True), [_row(o) for o in orders]
+        )
+        for order, order_id in zip(orders, result.scalars().all(), strict=True):
+            order.id = order_id
     lines = []
     for order in orders:
         for line in order.lines:
             line.order_id = order.id
             lines.append(_row(line))
-    await session.execute(insert(OrderLine), lines)
-    await session.execute(
-        insert(OrderEvent),
+    await insert_rows(session, OrderLine.__table__, lines)
+    await insert_rows(
+        session, OrderEvent.__table__,
         [{"order_id": o.id, "from_status": None, "to_status": o.status, "actor_id": actor_id or o.buyer_id,
           "note": "", "at": o.created_at} for o in orders],
     )  # fmt: skip
+
+
+@functools.cache
+def _order_ids_pg():  # type: ignore[no-untyped-def]
+    sequence = f"{Order.__tablename__}_id_seq"  # the BIGSERIAL sequence of orders.id
+    return select(func.nextval(sequence)).select_from(func.generate_series(1, bindparam("n")))

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -81,6 +82,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 MAX_ADDRESSES = 20
 MAX_CART_ITEMS = 100
 DEFAULT_SETTLEMENT_DELAY_DAYS = 7
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -913,7 +916,7 @@ async def place_orders_batch(
         built.append((r, checkout, orders))
     # Bulk statements, not the unit of work: the orders answered here are plain objects.
     await repo.bulk_insert_orders(session, [o for _, _, orders in built for o in orders], None)
-    events.record_many(session, [
+    await events.record_many(session, [
         ("orders.placed", {"checkout_id": checkout.id, "order_ids": [o.id for o in orders]})
         for _, checkout, orders in built
     ])  # fmt: skip
@@ -1054,6 +1057,9 @@ class CheckoutBatcher:
                 async with transaction(self.sessionmaker) as session:
                     await place_orders_batch(session, requests, self.policy, lock=True)
         except Exception:  # fall back to one transaction per request
+            log.warning(
+                "checkout batch of %d failed; placing its orders one by one", len(requests), exc_info=True
+            )
             for r in requests:
                 r.result = None
                 try:

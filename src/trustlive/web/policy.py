@@ -6,6 +6,7 @@
 
 ``tests/web/test_policies.py`` walks the route table and fails on any handler without one.
 Object-level checks (is this *your* shop?) live in the services, which receive the Principal.
+Guards are coroutines: Litestar runs a plain function guard in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
     return user if isinstance(user, Principal) else None
 
 
-def _require_signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def _require_signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     if current_principal(connection) is None:
         raise Unauthorized("sign in first")
 
 
 def _require_roles(roles: frozenset[str]):  # type: ignore[no-untyped-def]
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = current_principal(connection)
         if principal is None:
             raise Unauthorized("sign in first")

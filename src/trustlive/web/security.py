@@ -9,7 +9,6 @@ from litestar.connection import ASGIConnection
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from trustlive.accounts import service as accounts
 from trustlive.web import i18n
 
 SESSION_COOKIE = "tl_session"
@@ -29,7 +28,8 @@ class AuthMiddleware:
     """Resolve the caller once per request into ``scope["user"]`` (a Principal, or None).
 
     A bearer token wins over the cookie, so API clients are never confused by a browser session.
-    The lookup is one autocommit query, finished before the handler starts.
+    The lookup is one autocommit query, finished before the handler starts, and shared by the
+    requests that arrive together (``accounts.service.PrincipalLoader``).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -52,9 +52,7 @@ class AuthMiddleware:
             via = "cookie"
         principal = None
         if token:
-            state = scope["litestar_app"].state
-            async with state.read_sessionmaker() as session:
-                principal = await accounts.principal_for_token(session, token)
+            principal = await scope["litestar_app"].state.principals.resolve(token)
             # A cookie can only carry a web session; a token only an API session.
             if principal is not None and (via == "cookie") != (principal.session_kind == "web"):
                 principal = None
