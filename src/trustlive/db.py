@@ -57,32 +57,44 @@ def in_param(column: Any, name: str, dialect: str) -> Any:
 
 
 async def insert_rows(
-    session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, suffix: str = ""
+    session: AsyncSession, *parts: tuple[Table, list[dict[str, Any]]], suffix: str = ""
 ) -> Any:
-    """Insert many rows in one statement: ``rows`` all carry the same keys, every value given
-    (no column defaults are applied). On PostgreSQL the rows travel as one JSON array expanded by
-    ``json_populate_recordset``: one prepared statement and one executor run for any number of
-    rows, where executemany costs a round of the protocol per row. On SQLite, executemany.
-    ``suffix`` (PostgreSQL only) appends a clause such as ``ON CONFLICT ... RETURNING ...``."""
-    if not rows:
+    """Insert rows into one or more tables in ONE statement. In each part the rows carry the same
+    keys, every value given (column defaults are not applied).
+
+    On PostgreSQL each part travels as one JSON array expanded by ``json_populate_recordset``:
+    one prepared statement and one executor run for any number of rows, where executemany costs a
+    round of the protocol per row. Parts before the last go in data-modifying CTEs, so parents and
+    their children can be inserted together (foreign keys are checked at the statement's end).
+    ``suffix`` (PostgreSQL only) closes the last part, e.g. ``ON CONFLICT ... RETURNING ...``.
+    On SQLite, one executemany per part. Returns the last part's result."""
+    parts = tuple((table, rows) for table, rows in parts if rows)
+    if not parts:
         return None
-    columns = tuple(rows[0])
-    conn = await session.connection()  # type: ignore[misc]  # Core: no unit of work, no ORM rows
-    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-        payload = msgspec.json.encode(rows).decode()
-        return await conn.execute(_json_insert(table.name, columns, suffix), {"rows": payload})
+    conn = await session.connection()  # Core: no unit of work, no ORM rows
+    if session.bind.dialect.name == "postgresql":
+        shape = tuple((table.name, tuple(rows[0])) for table, rows in parts)
+        params = {f"rows{i}": msgspec.json.encode(rows).decode() for i, (_, rows) in enumerate(parts)}
+        return await conn.execute(_json_insert(shape, suffix), params)
     if suffix:
         raise ValueError("insert_rows: a suffix is for PostgreSQL only")
-    return await conn.execute(table.insert(), rows)
+    result = None
+    for table, rows in parts:
+        result = await conn.execute(table.insert(), rows)
+    return result
 
 
 @functools.cache
-def _json_insert(table: str, columns: tuple[str, ...], suffix: str) -> TextClause:
-    names = ", ".join(columns)  # our own table and column names, never user input
-    return text(
-        f"INSERT INTO {table} ({names}) SELECT {names} "
-        f"FROM json_populate_recordset(NULL::{table}, CAST(:rows AS json)) {suffix}"
-    )
+def _json_insert(shape: tuple[tuple[str, tuple[str, ...]], ...], suffix: str) -> TextClause:
+    inserts = []
+    for i, (table, columns) in enumerate(shape):
+        names = ", ".join(columns)  # our own table and column names, never user input
+        inserts.append(
+            f"INSERT INTO {table} ({names}) SELECT {names} "
+            f"FROM json_populate_recordset(NULL::{table}, CAST(:rows{i} AS json))"
+        )
+    ctes = ", ".join(f"part{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
+    return text(f"{'WITH ' + ctes + ' ' if ctes else ''}{inserts[-1]} {suffix}")
 
 
 def utcnow() -> dt.datetime:

@@ -71,7 +71,7 @@ async def record_many(session: AsyncSession, items: list[tuple[str, dict[str, An
         json.dumps(payload)
     now = utcnow()
     rows = [{"topic": t, "payload": p, "created_at": now, "attempts": 0} for t, p in items]
-    await insert_rows(session, OutboxEvent.__table__, rows)
+    await insert_rows(session, (OutboxEvent.__table__, rows))
     session.info["outbox_dirty"] = True
 
 

@@ -353,7 +353,7 @@ def _skus_with_policies_statement(dialect: str):  # type: ignore[no-untyped-def]
             Sku.id.label("sku_id"), Sku.product_id, Sku.shop_id, Product.title, Sku.code, Sku.option_values,
             Sku.price_fen, Sku.per_buyer_limit, Product.commission_bp, Product.category_id, Category.service_fee_bp,
             Category.return_window_days, Category.requires_inspection, Product.status.label("product_status"),
-            Sku.is_active, Shop.status.label("shop_status"),
+            Sku.is_active, Shop.status.label("shop_status"), Sku.stock,
         )
         .join(Product, Product.id == Sku.product_id)
         .join(Category, Category.id == Product.category_id)

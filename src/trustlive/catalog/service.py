@@ -789,6 +789,7 @@ class SkuForSale:
     return_window_days: int
     requires_inspection: bool
     on_sale: bool  # published product, active SKU, active shop
+    stock: int  # available when read (unlocked): a hint; reserve_stock decides
 
 
 async def skus_for_sale(session: AsyncSession, sku_ids: list[int]) -> dict[int, SkuForSale]:
@@ -800,6 +801,7 @@ async def skus_for_sale(session: AsyncSession, sku_ids: list[int]) -> dict[int, 
             commission_bp=r.commission_bp, category_id=r.category_id, service_fee_bp=r.service_fee_bp,
             return_window_days=r.return_window_days, requires_inspection=r.requires_inspection,
             on_sale=r.product_status == ProductStatus.published and r.is_active and r.shop_status == "active",
+            stock=r.stock,
         )
         for r in rows
     }  # fmt: skip

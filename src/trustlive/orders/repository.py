@@ -295,7 +295,7 @@ async def insert_checkouts(session: AsyncSession, rows: list[dict[str, Any]]) ->
         return {}
     if session.bind.dialect.name == "postgresql":
         result = await insert_rows(
-            session, Checkout.__table__, rows,
+            session, (Checkout.__table__, rows),
             suffix="ON CONFLICT (buyer_id, idempotency_key) DO NOTHING RETURNING id, buyer_id, idempotency_key",
         )  # fmt: skip
     else:
@@ -350,17 +350,16 @@ def _row(obj: Any, *, skip: tuple[str, ...] = ("id",)) -> dict[str, Any]:
 
 
 async def bulk_insert_orders(session: AsyncSession, orders: list[Order], actor_id: int | None) -> None:
-    """Insert many new orders, their lines and their first timeline event, a statement each
-    (no unit-of-work bookkeeping: the batched checkout's hot path). Sets each order's id."""
+    """Insert many new orders, their lines and their first timeline event (no unit-of-work
+    bookkeeping: the batched checkout's hot path). Sets each order's id. On PostgreSQL the ids
+    come from the sequence first and all three tables are written by one statement."""
     if not orders:
         return
     if session.bind.dialect.name == "postgresql":
-        # Ids drawn from the sequence first, so the rows go in as one JSON array (db.insert_rows).
         conn = await session.connection()
         ids = (await conn.scalars(_order_ids_pg(), {"n": len(orders)})).all()
         for order, order_id in zip(orders, ids, strict=True):
             order.id = order_id
-        await insert_rows(session, Order.__table__, [_row(o, skip=()) for o in orders])
     else:
         result = await session.execute(
             insert(Order).returning(Order.id, sort_by_parameter_order=True), [_row(o) for o in orders]
@@ -372,12 +371,17 @@ async def bulk_insert_orders(session: AsyncSession, orders: list[Order], actor_i
         for line in order.lines:
             line.order_id = order.id
             lines.append(_row(line))
-    await insert_rows(session, OrderLine.__table__, lines)
-    await insert_rows(
-        session, OrderEvent.__table__,
-        [{"order_id": o.id, "from_status": None, "to_status": o.status, "actor_id": actor_id or o.buyer_id,
-          "note": "", "at": o.created_at} for o in orders],
-    )  # fmt: skip
+    first_events = [
+        {"order_id": o.id, "from_status": None, "to_status": o.status, "actor_id": actor_id or o.buyer_id,
+         "note": "", "at": o.created_at} for o in orders
+    ]  # fmt: skip
+    if session.bind.dialect.name == "postgresql":
+        await insert_rows(
+            session, (Order.__table__, [_row(o, skip=()) for o in orders]), (OrderLine.__table__, lines),
+            (OrderEvent.__table__, first_events),
+        )  # fmt: skip
+    else:
+        await insert_rows(session, (OrderLine.__table__, lines), (OrderEvent.__table__, first_events))
 
 
 @functools.cache

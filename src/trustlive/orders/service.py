@@ -877,9 +877,10 @@ async def place_orders_batch(
         {(r.buyer.id, s) for r in ok for s in r.merged or {} if skus[s].per_buyer_limit is not None}
     )
     held = await repo.lock_purchase_counts(session, limited)
-    # Optimistic (lock=False): read stock unlocked and hold the hot row only from the final
-    # conditional decrement to the commit; if that decrement finds too little, StockContention.
-    available = await catalog.lock_stock(session, sorted({s for r in ok for s in r.merged or {}}), lock=lock)
+    # Optimistic (lock=False): go by the stock read above, unlocked, and hold the hot row only from
+    # the final conditional decrement to the commit; if that finds too little, StockContention.
+    wanted = sorted({s for r in ok for s in r.merged or {}})
+    available = await catalog.lock_stock(session, wanted) if lock else {s: skus[s].stock for s in wanted}
     taken: dict[int, int] = defaultdict(int)
     claimed: dict[tuple[int, int], int] = defaultdict(int)
     placed: list[CheckoutRequest] = []
