@@ -68,7 +68,7 @@ test: setup browser lint
 # Re-extract UI strings and merge them into the Chinese catalog (then translate the new ones).
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -o src/trustlive/web/locale/messages.pot --no-location --sort-output src
-	$(BIN)/pybabel update -i src/trustlive/web/locale/messages.pot -d src/trustlive/web/locale -l zh_Hans --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel update -i src/trustlive/web/locale/messages.pot -d src/trustlive/web/locale -l zh_Hans --no-fuzzy-matching --omit-header --ignore-obsolete
 
 # Re-pin Python dependencies (with hashes) after editing pyproject.toml.
 lock: $(STAMP)

@@ -195,8 +195,10 @@ def test_buy_now_from_the_product_page_places_a_pending_order(client: TestClient
     assert detail.status_code == 200
     assert 'data-status="pending_payment"' in detail.text and "Awaiting payment" in detail.text
     assert "¥77.00" in detail.text and "Pay within" in detail.text
-    # A payment is open: the page says so and polls until the provider's answer has arrived.
-    assert 'data-payment-state="processing"' in detail.text and "Payment processing" in detail.text
+    # A payment is open: the page says so, without claiming the buyer has paid, and polls until
+    # the provider's answer has arrived.
+    assert 'data-payment-state="started"' in detail.text and "Payment started" in detail.text
+    assert "Payment processing" not in detail.text
     assert f'hx-get="/orders/{order_id}"' in detail.text
     # The order page's "Pay" button (to pay later) reopens the same pay page.
     assert f'action="/orders/{order_id}/pay"' in detail.text
@@ -688,7 +690,7 @@ def test_checkout_pays_and_the_order_page_follows_the_payment(
     assert re.fullmatch(r"/pay/return\?intent=\d+", back), back
     landing = client.get(back)
     assert 'data-status="requires_payment"' in landing.text and "hx-get" in landing.text
-    assert 'data-payment-state="processing"' in client.get(f"/orders/{order_id}").text
+    assert 'data-payment-state="started"' in client.get(f"/orders/{order_id}").text
 
     assert deliver(settings) == 1  # the webhook arrives
     detail = client.get(f"/orders/{order_id}")
@@ -780,3 +782,36 @@ def test_shop_refunds_from_the_console(client: TestClient, shop_world: dict, set
     assert refused.status_code == 404
     refunds = client.get(f"/api/v1/orders/{order_id}/payments", headers=w["merchant1"]).json()["refunds"]
     assert sum(r["amount_fen"] for r in refunds) == 6700
+
+
+def test_ops_refund_lands_on_the_order_and_the_timeline_reads_well(
+    client: TestClient, shop_world: dict, settings: Settings
+) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    pay_url = buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id)  # ¥59 + ¥8
+    order_id = order_id_from(client, pay_url)
+    press(client, pay_url, "pay")
+    deliver(settings)
+
+    # Ops are not the shop's staff, yet may refund; they land on the order as the shop sees it.
+    ops_token = sign_in(client, "ops1")
+    page = client.get(f"/console/orders/{order_id}")
+    assert page.status_code == 200 and 'id="refund"' in page.text
+    form = {"amount": "10.50", "reason": "goodwill", "idempotency_key": "ops-1", "_csrf_token": ops_token}
+    done = client.post(f"/console/orders/{order_id}/refund", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/console/orders/{order_id}?done=refunded"
+    landed = client.get(done.headers["location"])
+    assert landed.status_code == 200 and "Up to ¥56.50 can still be refunded" in landed.text
+    refunds = client.get(f"/api/v1/orders/{order_id}/payments", headers=w["merchant1"]).json()["refunds"]
+    assert [(r["amount_fen"], r["reason"]) for r in refunds] == [(1050, "goodwill")]
+
+    # The buyer's timeline: the payment by its number, in the reader's language; no raw codes.
+    sign_in(client, "buyer1")
+    detail = client.get(f"/orders/{order_id}")
+    assert re.search(r"paid with payment no\. \d+", detail.text), detail.text
+    assert "payment payment:" not in detail.text
+    client.cookies.set("tl_lang", "zh_Hans")
+    zh = client.get(f"/orders/{order_id}").text
+    assert "已付款，支付单号" in zh and "payment payment:" not in zh

@@ -345,41 +345,37 @@ async def add_purchase_counts(session: AsyncSession, increments: dict[tuple[int,
         )
 
 
-def _row(obj: Any, *, skip: tuple[str, ...] = ("id",)) -> dict[str, Any]:
-    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns if c.key not in skip}
-
-
-async def bulk_insert_orders(session: AsyncSession, orders: list[Order], actor_id: int | None) -> None:
-    """Insert many new orders, their lines and their first timeline event (no unit-of-work
-    bookkeeping: the batched checkout's hot path). Sets each order's id. On PostgreSQL the ids
-    come from the sequence first and all three tables are written by one statement."""
-    if not orders:
+async def bulk_insert_orders(
+    session: AsyncSession, drafts: list[tuple[dict[str, Any], list[dict[str, Any]]]], actor_id: int | None
+) -> None:
+    """Insert many new orders (column values, each with its lines), and their first timeline
+    event (no unit-of-work bookkeeping: the batched checkout's hot path). Sets each row's "id".
+    On PostgreSQL the ids come from the sequence first and one statement writes all three tables."""
+    if not drafts:
         return
+    orders = [row for row, _ in drafts]
     if session.bind.dialect.name == "postgresql":
         conn = await session.connection()
         ids = (await conn.scalars(_order_ids_pg(), {"n": len(orders)})).all()
-        for order, order_id in zip(orders, ids, strict=True):
-            order.id = order_id
     else:
         result = await session.execute(
-            insert(Order).returning(Order.id, sort_by_parameter_order=True), [_row(o) for o in orders]
+            insert(Order).returning(Order.id, sort_by_parameter_order=True), orders
         )
-        for order, order_id in zip(orders, result.scalars().all(), strict=True):
-            order.id = order_id
-    lines = []
-    for order in orders:
-        for line in order.lines:
-            line.order_id = order.id
-            lines.append(_row(line))
+        ids = result.scalars().all()
+    for row, order_id in zip(orders, ids, strict=True):
+        row["id"] = order_id
+    lines = [{**line, "order_id": row["id"]} for row, order_lines in drafts for line in order_lines]
     first_events = [
-        {"order_id": o.id, "from_status": None, "to_status": o.status, "actor_id": actor_id or o.buyer_id,
-         "note": "", "at": o.created_at} for o in orders
+        {"order_id": o["id"], "from_status": None, "to_status": o["status"], "actor_id": actor_id or o["buyer_id"],
+         "note": "", "at": o["created_at"]} for o in orders
     ]  # fmt: skip
     if session.bind.dialect.name == "postgresql":
         await insert_rows(
-            session, (Order.__table__, [_row(o, skip=()) for o in orders]), (OrderLine.__table__, lines),
+            session,
+            (Order.__table__, orders),
+            (OrderLine.__table__, lines),
             (OrderEvent.__table__, first_events),
-        )  # fmt: skip
+        )
     else:
         await insert_rows(session, (OrderLine.__table__, lines), (OrderEvent.__table__, first_events))
 

@@ -15,7 +15,9 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -268,9 +270,31 @@ async def view_cart(session: AsyncSession, buyer: Principal) -> CartOut:
 
 
 @dataclass(frozen=True)
+class PlacedCheckout:
+    """A checkout as the batched path answers it: plain values, no ORM object to build."""
+
+    id: int
+    buyer_id: int
+    total_fen: int
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order as the batched path answers it: the columns a caller reads right after placing."""
+
+    id: int
+    checkout_id: int
+    buyer_id: int
+    shop_id: int
+    status: str
+    total_fen: int
+    pay_deadline: dt.datetime
+
+
+@dataclass(frozen=True)
 class Placed:
-    checkout: Checkout
-    orders: list[Order]
+    checkout: Checkout | PlacedCheckout
+    orders: Sequence[Order | PlacedOrder]
     replayed: bool
 
 
@@ -350,7 +374,7 @@ async def _create_orders(
 ) -> Placed:  # fmt: skip
     terms = await repo.shop_terms(session, sorted({skus[s].shop_id for s in merged}))
     now = utcnow()
-    orders = _build_orders(buyer, data, 0, merged, skus, terms, address, now, policy)
+    orders = _build_orders(buyer, data, merged, skus, terms, address, now, policy)
     checkout = Checkout(buyer_id=buyer.id, idempotency_key=key, request_hash=request_hash,
                         total_fen=sum(o.total_fen for o in orders), created_at=now)  # fmt: skip
     try:
@@ -861,14 +885,14 @@ async def place_orders_batch(
     now = utcnow()
     terms = await repo.shop_terms(session, sorted({skus[s].shop_id for r in ok for s in r.merged or {}}))
     drafts = {
-        id(r): _build_orders(
-            r.buyer, r.data, 0, r.merged or {}, skus, terms, addresses[r.data.address_id], now, policy
+        id(r): _order_rows(
+            r.buyer, r.data, r.merged or {}, skus, terms, addresses[r.data.address_id], now, policy
         )
         for r in ok
     }
     ids = await repo.insert_checkouts(session, [
         {"buyer_id": r.buyer.id, "idempotency_key": r.key, "request_hash": r.request_hash,
-         "total_fen": sum(o.total_fen for o in drafts[id(r)]), "created_at": now}
+         "total_fen": sum(row["total_fen"] for row, _ in drafts[id(r)]), "created_at": now}
         for r in ok
     ])  # fmt: skip
     ok = [r for r in ok if (r.buyer.id, r.key) in ids]  # the rest lost a race with another worker
@@ -906,23 +930,22 @@ async def place_orders_batch(
     await repo.delete_checkouts(session, [ids[(r.buyer.id, r.key)] for r in ok if r not in placed])
     if not placed:
         return requests
-    built: list[tuple[CheckoutRequest, Checkout, list[Order]]] = []
+    # Rows and plain answers, not the unit of work: building ORM objects cost more than writing.
+    rows = []
     for r in placed:
         checkout_id = ids[(r.buyer.id, r.key)]
-        orders = drafts[id(r)]
-        for order in orders:
-            order.checkout_id = checkout_id
-        checkout = Checkout(id=checkout_id, buyer_id=r.buyer.id, idempotency_key=r.key, request_hash=r.request_hash,
-                            total_fen=sum(o.total_fen for o in orders), created_at=now)  # fmt: skip
-        built.append((r, checkout, orders))
-    # Bulk statements, not the unit of work: the orders answered here are plain objects.
-    await repo.bulk_insert_orders(session, [o for _, _, orders in built for o in orders], None)
-    await events.record_many(session, [
-        ("orders.placed", {"checkout_id": checkout.id, "order_ids": [o.id for o in orders]})
-        for _, checkout, orders in built
-    ])  # fmt: skip
-    for r, checkout, orders in built:
+        for row, _ in drafts[id(r)]:
+            row["checkout_id"] = checkout_id
+        rows.extend(drafts[id(r)])
+    await repo.bulk_insert_orders(session, rows, None)
+    outbox = []
+    for r in placed:
+        orders = [PlacedOrder(row["id"], row["checkout_id"], row["buyer_id"], row["shop_id"], row["status"],
+                              row["total_fen"], row["pay_deadline"]) for row, _ in drafts[id(r)]]  # fmt: skip
+        checkout = PlacedCheckout(ids[(r.buyer.id, r.key)], r.buyer.id, sum(o.total_fen for o in orders))
         r.result = Placed(checkout, orders, replayed=False)
+        outbox.append(("orders.placed", {"checkout_id": checkout.id, "order_ids": [o.id for o in orders]}))
+    await events.record_many(session, outbox)
     await repo.add_purchase_counts(session, dict(claimed))
     await session.flush()  # every other write first: the stock rows are locked from here to the commit
     for sku_id in sorted(taken):
@@ -940,39 +963,52 @@ async def _replay_or_error(
         return err
 
 
-def _build_orders(
-    buyer: Principal, data: OrderIn, checkout_id: int, merged: dict[int, int], skus: dict[int, catalog.SkuForSale],
-    terms: dict[int, ShopTerms], address: Address, now: dt.datetime, policy: OrderPolicy,
-) -> list[Order]:  # fmt: skip
-    """One order per shop with its lines snapshotted (not yet added to a session)."""
+def _order_rows(
+    buyer: Principal, data: OrderIn, merged: dict[int, int], skus: dict[int, catalog.SkuForSale],
+    terms: dict[int, Any], address: Any, now: dt.datetime, policy: OrderPolicy,
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:  # fmt: skip
+    """One order per shop as column values, with its lines snapshotted (``checkout_id`` and the
+    ids are filled in when written)."""
     by_shop: dict[int, list[int]] = defaultdict(list)
     for sku_id in merged:
         by_shop[skus[sku_id].shop_id].append(sku_id)
     snapshot = {"recipient": address.recipient, "phone": address.phone, "region": address.region,
                 "detail": address.detail}  # fmt: skip
     deadline = now + dt.timedelta(minutes=policy.pay_minutes)
-    orders = []
+    drafts = []
     for shop_id, sku_ids in sorted(by_shop.items()):
         goods = sum(skus[s].price_fen * merged[s] for s in sku_ids)
         fee = shipping_fee(goods, terms.get(shop_id))
-        order = Order(
-            checkout_id=checkout_id, buyer_id=buyer.id, shop_id=shop_id, status=S.pending_payment,
-            goods_fen=goods, shipping_fen=fee, total_fen=goods + fee, paid_fen=0, refunded_fen=0,
-            address=snapshot, note=data.note.strip(), pay_deadline=deadline, created_at=now, updated_at=now,
-        )  # fmt: skip
-        order.lines = [
-            OrderLine(
-                sku_id=s, product_id=skus[s].product_id, title=skus[s].title, sku_code=skus[s].code,
-                option_values=list(skus[s].option_values), unit_price_fen=skus[s].price_fen, quantity=merged[s],
-                line_total_fen=skus[s].price_fen * merged[s], source=data.source, creator_id=data.creator_id,
-                commission_bp=skus[s].commission_bp if data.creator_id else 0, category_id=skus[s].category_id,
-                service_fee_bp=skus[s].service_fee_bp, return_window_days=skus[s].return_window_days,
-                requires_inspection=skus[s].requires_inspection,
-            )
+        order = {
+            "checkout_id": 0, "buyer_id": buyer.id, "shop_id": shop_id, "status": S.pending_payment.value,
+            "goods_fen": goods, "shipping_fen": fee, "total_fen": goods + fee, "paid_fen": 0, "refunded_fen": 0,
+            "address": snapshot, "note": data.note.strip(), "pay_deadline": deadline, "created_at": now,
+            "updated_at": now,
+        }  # fmt: skip
+        lines = [
+            {
+                "sku_id": s, "product_id": skus[s].product_id, "title": skus[s].title, "sku_code": skus[s].code,
+                "option_values": list(skus[s].option_values), "unit_price_fen": skus[s].price_fen,
+                "quantity": merged[s], "line_total_fen": skus[s].price_fen * merged[s], "source": data.source,
+                "creator_id": data.creator_id, "commission_bp": skus[s].commission_bp if data.creator_id else 0,
+                "category_id": skus[s].category_id, "service_fee_bp": skus[s].service_fee_bp,
+                "return_window_days": skus[s].return_window_days, "requires_inspection": skus[s].requires_inspection,
+            }
             for s in sorted(sku_ids)
         ]  # fmt: skip
-        orders.append(order)
-    return orders
+        drafts.append((order, lines))
+    return drafts
+
+
+def _build_orders(
+    buyer: Principal, data: OrderIn, merged: dict[int, int], skus: dict[int, catalog.SkuForSale],
+    terms: dict[int, Any], address: Any, now: dt.datetime, policy: OrderPolicy,
+) -> list[Order]:  # fmt: skip
+    """One order per shop with its lines snapshotted (not yet added to a session)."""
+    return [
+        Order(**row, lines=[OrderLine(**line) for line in lines])
+        for row, lines in _order_rows(buyer, data, merged, skus, terms, address, now, policy)
+    ]
 
 
 class CheckoutBatcher:
@@ -989,7 +1025,7 @@ class CheckoutBatcher:
         policy: OrderPolicy,
         *,
         max_batch: int = 100,
-        max_wait: float = 0.002,
+        max_wait: float = 0.005,
         in_flight: int = 1,
     ) -> None:
         self.sessionmaker = sessionmaker

@@ -169,14 +169,15 @@ async def order_payments(session: AsyncSession, viewer: Principal, order_id: int
 
 
 async def payment_state_of_order(session: AsyncSession, order_id: int) -> str | None:
-    """For the buyer's order page: "processing" while a payment for the pending order awaits the
-    provider's answer, "failed" if the latest attempt failed, else None. No permission check."""
+    """For the buyer's order page: "started" while a payment for the pending order is open at the
+    provider (we cannot know whether the buyer has paid there until its webhook comes), "failed"
+    if the latest attempt failed, else None. No permission check."""
     intents = await repo.intents_of_order(session, order_id)
     if not intents:
         return None
     latest = intents[-1]
     if latest.status == IntentStatus.requires_payment:
-        return "processing"
+        return "started"
     if latest.status == IntentStatus.failed:
         return "failed"
     return None
