@@ -853,18 +853,17 @@ async def place_orders_batch(
             live.append(r)
         except DomainError as err:
             r.result = err
-    existing = await repo.find_checkouts(session, [(r.buyer.id, r.key) for r in live])
+    # Keys are not looked up first: a repeated key conflicts at the checkout insert below and is
+    # answered after the commit, as a replay. Only requests refused here are checked for an
+    # earlier checkout (a replay is answered as it was, even if it would be refused today).
     seen: dict[tuple[int, str], CheckoutRequest] = {}
     fresh: list[CheckoutRequest] = []
     for r in live:
         pair = (r.buyer.id, r.key)
-        if pair in existing:
-            r.result = await _replay_or_error(session, existing[pair], r.request_hash)
-        elif pair in seen:
+        if pair in seen:
             continue  # the same request twice in one batch: answered after commit, like a replay
-        else:
-            seen[pair] = r
-            fresh.append(r)
+        seen[pair] = r
+        fresh.append(r)
     addresses = await repo.addresses_by_ids(session, [r.data.address_id for r in fresh])
     creators = {r.data.creator_id for r in fresh if r.data.creator_id is not None}
     roles = await accounts.roles_of_many(session, sorted(creators)) if creators else {}
@@ -882,6 +881,12 @@ async def place_orders_batch(
                                         field=f"items[{(r.position or {})[bad[0]]}].sku_id")  # fmt: skip
         else:
             ok.append(r)
+    refused = [r for r in fresh if r.result is not None]
+    if refused:
+        existing = await repo.find_checkouts(session, [(r.buyer.id, r.key) for r in refused])
+        for r in refused:
+            if (checkout := existing.get((r.buyer.id, r.key))) is not None:
+                r.result = await _replay_or_error(session, checkout, r.request_hash)
     now = utcnow()
     terms = await repo.shop_terms(session, sorted({skus[s].shop_id for r in ok for s in r.merged or {}}))
     drafts = {
