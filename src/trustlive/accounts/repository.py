@@ -84,7 +84,8 @@ async def principal_rows(
     name, session kind, comma-joined roles). This runs for every authenticated request (batched
     across concurrent ones), so it reads plain columns and the statement is built once per dialect."""
     stmt = _principal_statement(session.bind.dialect.name)
-    rows = await session.execute(stmt, {"token_hashes": token_hashes, "now": now})
+    conn = await session.connection()  # Core: plain rows, no ORM execution machinery
+    rows = await conn.execute(stmt, {"token_hashes": token_hashes, "now": now})
     return {row[0]: tuple(row[1:]) for row in rows}  # type: ignore[misc]
 
 
