@@ -315,19 +315,21 @@ class PrincipalLoader:
         while self._pending:
             tokens = list(self._pending)[: self.MAX_BATCH]
             batch = {t: self._pending.pop(t) for t in tokens}
+            found: dict[str, Principal] | BaseException = RuntimeError("caller lookup interrupted")
             try:
                 async with self.sessionmaker() as session:
-                    found: dict[str, Principal] | BaseException = await principals_for_tokens(session, tokens)
+                    found = await principals_for_tokens(session, tokens)
             except Exception as exc:  # the waiting requests fail (500), the next batch tries again
                 found = exc
-            for token, futures in batch.items():
-                for future in futures:
-                    if future.done():  # the request went away meanwhile
-                        continue
-                    if isinstance(found, BaseException):
-                        future.set_exception(found)
-                    else:
-                        future.set_result(found.get(token))
+            finally:  # also when cancelled (shutdown): no request is left waiting
+                for token, futures in batch.items():
+                    for future in futures:
+                        if future.done():  # the request went away meanwhile
+                            continue
+                        if isinstance(found, BaseException):
+                            future.set_exception(found)
+                        else:
+                            future.set_result(found.get(token))
 
 
 async def sign_out(session: AsyncSession, token: str) -> bool:
