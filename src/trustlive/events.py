@@ -63,8 +63,8 @@ def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
 
 
 async def record_many(session: AsyncSession, items: list[tuple[str, dict[str, Any]]]) -> None:
-    """Queue many events now in one executemany INSERT, outside the unit of work (the batched
-    checkout's hot path, where flushing an ORM object per event costs more than the rest)."""
+    """Queue many events now with one INSERT (``db.insert_rows``), outside the unit of work (the
+    batched checkout's hot path, where flushing an ORM object per event cost more than the rest)."""
     if not items:
         return
     for _, payload in items:
