@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, bindparam, select, update
+from sqlalchemy import JSON, Integer, String, Table, Text, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,17 +62,24 @@ def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
     session.info["outbox_dirty"] = True
 
 
-async def record_many(session: AsyncSession, items: list[tuple[str, dict[str, Any]]]) -> None:
-    """Queue many events now with one INSERT (``db.insert_rows``), outside the unit of work (the
-    batched checkout's hot path, where flushing an ORM object per event cost more than the rest)."""
-    if not items:
-        return
+def outbox_rows(
+    session: AsyncSession, items: list[tuple[str, dict[str, Any]]]
+) -> tuple[Table, list[dict[str, Any]]]:
+    """Events as outbox rows, for a caller that writes them together with the rows they announce
+    (``db.insert_rows``: one statement for the batched checkout). The relay is woken after commit."""
     for _, payload in items:
-        json.dumps(payload)
+        json.dumps(payload)  # fail loudly now, not in the relay
     now = utcnow()
-    rows = [{"topic": t, "payload": p, "created_at": now, "attempts": 0} for t, p in items]
-    await insert_rows(session, (OutboxEvent.__table__, rows))
     session.info["outbox_dirty"] = True
+    return OutboxEvent.__table__, [
+        {"topic": t, "payload": p, "created_at": now, "attempts": 0} for t, p in items
+    ]
+
+
+async def record_many(session: AsyncSession, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Queue many events now with one INSERT (``db.insert_rows``), outside the unit of work."""
+    if items:
+        await insert_rows(session, outbox_rows(session, items))
 
 
 class EventBus:

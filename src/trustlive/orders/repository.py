@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -345,39 +345,45 @@ async def add_purchase_counts(session: AsyncSession, increments: dict[tuple[int,
         )
 
 
-async def bulk_insert_orders(
-    session: AsyncSession, drafts: list[tuple[dict[str, Any], list[dict[str, Any]]]], actor_id: int | None
-) -> None:
-    """Insert many new orders (column values, each with its lines), and their first timeline
-    event (no unit-of-work bookkeeping: the batched checkout's hot path). Sets each row's "id".
-    On PostgreSQL the ids come from the sequence first and one statement writes all three tables."""
-    if not drafts:
+async def number_orders(session: AsyncSession, orders: list[dict[str, Any]]) -> None:
+    """Give new order rows their "id" before they are written, so that their lines, events and
+    announcements can go in with them. PostgreSQL: from the orders sequence. SQLite: after the
+    highest id; every SQLite transaction holds the write lock from its start (BEGIN IMMEDIATE),
+    so no one else can take them, and SQLite would itself have picked the same."""
+    if not orders:
         return
-    orders = [row for row, _ in drafts]
+    conn = await session.connection()
     if session.bind.dialect.name == "postgresql":
-        conn = await session.connection()
-        ids = (await conn.scalars(_order_ids_pg(), {"n": len(orders)})).all()
+        ids = list((await conn.scalars(_order_ids_pg(), {"n": len(orders)})).all())
     else:
-        result = await session.execute(
-            insert(Order).returning(Order.id, sort_by_parameter_order=True), orders
-        )
-        ids = result.scalars().all()
+        top = await conn.scalar(select(func.coalesce(func.max(Order.id), 0)))
+        ids = list(range(top + 1, top + 1 + len(orders)))
     for row, order_id in zip(orders, ids, strict=True):
         row["id"] = order_id
+
+
+async def bulk_insert_orders(
+    session: AsyncSession,
+    drafts: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    actor_id: int | None,
+    *also: tuple[Table, list[dict[str, Any]]],
+) -> None:
+    """Insert numbered new orders (``number_orders``; column values, each with its lines), their
+    first timeline events and the rows in ``also`` (such as their outbox events) with one
+    statement on PostgreSQL (``db.insert_rows``): the batched checkout's hot path, no unit of work."""
+    orders = [row for row, _ in drafts]
     lines = [{**line, "order_id": row["id"]} for row, order_lines in drafts for line in order_lines]
     first_events = [
         {"order_id": o["id"], "from_status": None, "to_status": o["status"], "actor_id": actor_id or o["buyer_id"],
          "note": "", "at": o["created_at"]} for o in orders
     ]  # fmt: skip
-    if session.bind.dialect.name == "postgresql":
-        await insert_rows(
-            session,
-            (Order.__table__, orders),
-            (OrderLine.__table__, lines),
-            (OrderEvent.__table__, first_events),
-        )
-    else:
-        await insert_rows(session, (OrderLine.__table__, lines), (OrderEvent.__table__, first_events))
+    await insert_rows(
+        session,
+        (Order.__table__, orders),
+        (OrderLine.__table__, lines),
+        (OrderEvent.__table__, first_events),
+        *also,
+    )
 
 
 @functools.cache

@@ -944,7 +944,7 @@ async def place_orders_batch(
         for row, _ in drafts[id(r)]:
             row["checkout_id"] = checkout_id
         rows.extend(drafts[id(r)])
-    await repo.bulk_insert_orders(session, rows, None)
+    await repo.number_orders(session, [row for row, _ in rows])
     outbox = []
     for r in placed:
         orders = [PlacedOrder(row["id"], row["checkout_id"], row["buyer_id"], row["shop_id"], row["status"],
@@ -952,7 +952,8 @@ async def place_orders_batch(
         checkout = PlacedCheckout(ids[(r.buyer.id, r.key)], r.buyer.id, sum(o.total_fen for o in orders))
         r.result = Placed(checkout, orders, replayed=False)
         outbox.append(("orders.placed", {"checkout_id": checkout.id, "order_ids": [o.id for o in orders]}))
-    await events.record_many(session, outbox)
+    # Orders, lines, first events and their announcements: one statement on PostgreSQL.
+    await repo.bulk_insert_orders(session, rows, None, events.outbox_rows(session, outbox))
     await repo.add_purchase_counts(session, dict(claimed))
     await session.flush()  # every other write first: the stock rows are locked from here to the commit
     for sku_id in sorted(taken):
