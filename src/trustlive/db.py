@@ -60,8 +60,8 @@ async def insert_rows(
     session: AsyncSession, *parts: tuple[Table, list[dict[str, Any]]], suffix: str = ""
 ) -> Any:
     """Insert rows into one or more tables in ONE statement. In each part the rows carry the same
-    keys; absent columns are NULL (column defaults are not applied), datetimes must be aware (the
-    values bypass column types such as UTCDateTime).
+    keys and every value a column needs: on PostgreSQL absent columns are NULL (column defaults
+    are not applied) and values bypass column types such as UTCDateTime (datetimes must be aware).
 
     On PostgreSQL each part travels as one JSON array expanded by ``json_populate_recordset``:
     one prepared statement and one executor run for any number of rows, where executemany costs a

@@ -24,7 +24,7 @@ from sqlalchemy import JSON, Integer, String, Table, Text, bindparam, select, up
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trustlive.db import Base, BigId, UTCDateTime, in_param, insert_rows, transaction, utcnow
+from trustlive.db import Base, BigId, UTCDateTime, in_param, transaction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,6 @@ def outbox_rows(
     return OutboxEvent.__table__, [
         {"topic": t, "payload": p, "created_at": now, "attempts": 0} for t, p in items
     ]
-
-
-async def record_many(session: AsyncSession, items: list[tuple[str, dict[str, Any]]]) -> None:
-    """Queue many events now with one INSERT (``db.insert_rows``), outside the unit of work."""
-    if items:
-        await insert_rows(session, outbox_rows(session, items))
 
 
 class EventBus:

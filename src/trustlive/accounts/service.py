@@ -272,10 +272,6 @@ async def open_session(
     return token, row
 
 
-async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
-    return (await principals_for_tokens(session, [token])).get(token)
-
-
 async def principals_for_tokens(session: AsyncSession, tokens: list[str]) -> dict[str, Principal]:
     """The live, active callers behind these tokens (unknown, expired and revoked ones are absent)."""
     hashes = {_token_hash(t): t for t in tokens if t and len(t) <= MAX_TOKEN_LENGTH}
