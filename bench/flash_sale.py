@@ -268,6 +268,44 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit("the server did not start")
 
 
+def _profile_workers(server_pid: int) -> list[subprocess.Popen]:  # type: ignore[type-arg]
+    """With TRUSTLIVE_BENCH_PROFILE=DIR, records each worker with py-spy during the rush only
+    (raw collapsed stacks of the thread holding the GIL, that is CPU, in DIR/worker-PID.txt;
+    py-spy is looked up on PATH)."""
+    out = os.environ.get("TRUSTLIVE_BENCH_PROFILE")
+    if not out:
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [subprocess.Popen(["py-spy", "record", "--pid", pid, "--rate", "250", "--gil", "--format", "raw",
+                              "--output", f"{out}/worker-{pid}.txt"], stdout=subprocess.DEVNULL)
+            for pid in children]  # fmt: skip
+
+
+def _cpu(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server's workers, of PostgreSQL, of this process's finished
+    children (the load generators) and of the whole machine (busy time of all cores)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def proc(pid: str) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    workers = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                postgres += proc(entry.name)
+        except OSError:
+            continue  # a backend that just exited
+    cpu = Path("/proc/stat").read_text().split("\n")[0].split()[1:]
+    busy = (sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])) / tick  # all but idle and iowait
+    children = os.times()
+    return {"workers": sum(proc(pid) for pid in workers), "postgres": postgres,
+            "load": children.children_user + children.children_system, "machine": busy}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buyers", type=int, default=3000)
@@ -296,10 +334,8 @@ def main() -> None:
         env = {**os.environ, "TRUSTLIVE_DATABASE_URL": url, "TRUSTLIVE_TASK_INTERVAL_SECONDS": "0",
                "TRUSTLIVE_VAR_DIR": f"/tmp/{name}"}  # fmt: skip
         env.pop("TRUSTLIVE_REDIS_URL", None)
-        # TRUSTLIVE_BENCH_WRAP runs the server under a profiler, e.g. "py-spy record -o x --subprocesses --".
-        wrap = os.environ.get("TRUSTLIVE_BENCH_WRAP", "").split()
         server = subprocess.Popen(
-            [*wrap, sys.executable, "-m", "uvicorn", "trustlive.app:create_app", "--factory", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "trustlive.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
             env=env, cwd=ROOT,
         )  # fmt: skip
@@ -307,7 +343,13 @@ def main() -> None:
         run_load("noop", "127.0.0.1", port, args.concurrency, 1.0)  # warm-up
         run_load("rush", "127.0.0.1", port, args.concurrency, warm_jobs[: args.warm_up])
         before = run_load("noop", "127.0.0.1", port, args.concurrency, args.noop_seconds)
+        profilers = _profile_workers(server.pid)
+        cpu_before = _cpu(server.pid)
         rush = run_load("rush", "127.0.0.1", port, args.concurrency, jobs)
+        cpu = {k: v - cpu_before[k] for k, v in _cpu(server.pid).items()}
+        for p in profilers:
+            p.send_signal(signal.SIGINT)  # py-spy writes its file on ^C
+            p.wait(timeout=60)
         # The no-op route again after the rush: the mean of the two is less at the mercy of a
         # neighbour on a shared machine than one reading.
         after = run_load("noop", "127.0.0.1", port, args.concurrency, args.noop_seconds)
@@ -315,7 +357,7 @@ def main() -> None:
         check = asyncio.run(_check(url, sku_id, args.stock, rush["accepted"]))
     finally:
         if server is not None:
-            server.send_signal(signal.SIGINT)  # uvicorn (and a profiler wrapping it) stop cleanly on ^C
+            server.send_signal(signal.SIGINT)
             server.wait(timeout=60)
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -334,6 +376,10 @@ def main() -> None:
     )
     print(f"orders/s:           {orders_per_s:9.0f}   ratio to no-op: {ratio:.2f}")
     print(f"latency p50 / p99:  {p50:.1f} ms / {p99:.1f} ms")
+    # Per attempt (refusals included): where the two cores went during the rush.
+    per = {k: v / len(jobs) * 1000 for k, v in cpu.items()}
+    print(f"CPU per attempt:    workers {per['workers']:.3f} ms, PostgreSQL {per['postgres']:.3f} ms, "
+          f"load generator {per['load']:.3f} ms, whole machine {per['machine']:.3f} ms")  # fmt: skip
     print(f"sold {check['sold']}, left {check['left']}, conserved: {check['conserved']}, "
           f"oversell {check['oversell']}, lost acks {check['lost_acks']}")  # fmt: skip
     print(json.dumps({
