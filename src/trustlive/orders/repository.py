@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -202,9 +202,16 @@ async def due_orders(
     session: AsyncSession, status: str, column: str, now: dt.datetime, limit: int
 ) -> list[int]:
     deadline = getattr(Order, column)
+    # The status as a literal, so that the planner can use the partial index of that status.
     stmt = (
         select(Order.id)
-        .where(and_(Order.status == status, deadline.is_not(None), deadline <= now))
+        .where(
+            and_(
+                Order.status == literal(str(status), literal_execute=True),
+                deadline.is_not(None),
+                deadline <= now,
+            )
+        )
         .order_by(deadline)
         .limit(limit)
     )
