@@ -111,3 +111,37 @@ def test_record_refuses_unserialisable_payloads(sqlite_url: str) -> None:
 
     with pytest.raises(TypeError):
         asyncio.run(attempt())
+
+
+def test_drain_goes_on_while_batches_are_full_and_stops_at_a_short_one(db_url: str) -> None:
+    async def scenario() -> tuple[int, int, int]:
+        engine = create_engine(db_url)
+        sessionmaker = create_sessionmaker(engine)
+        passes = 0
+        relay = OutboxRelay(sessionmaker, EventBus(), batch=2)
+        counted = relay._pass
+
+        async def counting_pass() -> tuple[int, int]:
+            nonlocal passes
+            passes += 1
+            return await counted()
+
+        relay._pass = counting_pass  # type: ignore[method-assign]
+        try:
+            async with transaction(sessionmaker) as session:
+                for n in range(5):
+                    events.record(session, "demo.many", {"n": n})
+            delivered = await relay.drain()
+            async with transaction(sessionmaker) as session:
+                from sqlalchemy import func, select
+
+                pending = await session.scalar(
+                    select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+                )
+            return delivered, passes, pending or 0
+        finally:
+            await engine.dispose()
+
+    delivered, passes, pending = asyncio.run(scenario())
+    # 2 + 2 + 1: the short third batch ends the drain without a fourth pass that finds nothing.
+    assert (delivered, passes, pending) == (5, 3, 0)
