@@ -381,18 +381,18 @@ async def return_stock(session: AsyncSession, sku_id: int, quantity: int) -> Non
     )
 
 
-async def lock_stock(session: AsyncSession, sku_ids: list[int], *, lock: bool = True) -> dict[int, int]:
-    """Available stock of these SKUs; with ``lock``, rows locked in id order (PostgreSQL; SQLite's
-    write lock already covers the transaction)."""
+async def lock_stock(session: AsyncSession, sku_ids: list[int]) -> dict[int, int]:
+    """Available stock of these SKUs, rows locked in id order (PostgreSQL; SQLite's write lock
+    already covers the transaction)."""
     if not sku_ids:
         return {}
     dialect = session.bind.dialect.name
-    stmt = _stock_statement(dialect, lock and dialect == "postgresql")
     conn = await session.connection()
-    return dict((await conn.execute(stmt, {"ids": sorted(set(sku_ids))})).all())  # type: ignore[arg-type]
+    rows = await conn.execute(_stock_statement(dialect), {"ids": sorted(set(sku_ids))})
+    return dict(rows.all())  # type: ignore[arg-type]
 
 
 @functools.cache
-def _stock_statement(dialect: str, for_update: bool):  # type: ignore[no-untyped-def]
+def _stock_statement(dialect: str):  # type: ignore[no-untyped-def]
     stmt = select(Sku.id, Sku.stock).where(in_param(Sku.id, "ids", dialect)).order_by(Sku.id)
-    return stmt.with_for_update() if for_update else stmt
+    return stmt.with_for_update() if dialect == "postgresql" else stmt

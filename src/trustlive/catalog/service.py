@@ -822,6 +822,6 @@ async def release_stock(session: AsyncSession, sku_id: int, quantity: int) -> No
     await repo.return_stock(session, sku_id, quantity)
 
 
-async def lock_stock(session: AsyncSession, sku_ids: list[int], *, lock: bool = True) -> dict[int, int]:
-    """For batched checkout: read (and lock) available stock; take it with ``reserve_stock``."""
-    return await repo.lock_stock(session, sku_ids, lock=lock)
+async def lock_stock(session: AsyncSession, sku_ids: list[int]) -> dict[int, int]:
+    """For batched checkout: read and lock available stock; take it with ``reserve_stock``."""
+    return await repo.lock_stock(session, sku_ids)
