@@ -7,16 +7,20 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, get
+import msgspec
+from litestar import Litestar, Request, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.testing import TestClient
+from litestar.utils.scope.state import ScopeState
 
 from tests.helpers import make_settings
 from trustlive import migrate
 from trustlive.app import create_app
 from trustlive.web import framework
+from trustlive.web.errors import handle_exception
+from trustlive.web.validation import strict_json_body
 
 
 def test_connection_values_reach_providers_and_guards_see_the_handler() -> None:
@@ -55,6 +59,34 @@ def test_connection_values_reach_providers_and_guards_see_the_handler() -> None:
     assert answer.json() == {"greeting": "你好", "name": "xiaolin", "both": "你好, /hello"}
     first, second = seen["handlers"]
     assert first is second and first.fn is hello.fn  # the route's handler, not a copy per request
+
+
+class Parcel(msgspec.Struct):
+    weight_g: int
+    note: str = ""
+
+
+def test_the_handler_gets_the_struct_that_was_decoded_strictly(tmp_path: Path) -> None:
+    framework.install()
+    received: list[tuple[Parcel, Any]] = []
+
+    @post("/parcels", sync_to_thread=False)
+    def add(data: Parcel, request: Request[Any, Any, Any]) -> dict[str, int]:
+        received.append((data, ScopeState.from_scope(request.scope).json))
+        return {"weight_g": data.weight_g}
+
+    app = Litestar(
+        [add], before_request=strict_json_body, exception_handlers={Exception: handle_exception},
+        state=State({"settings": make_settings(f"sqlite+aiosqlite:///{tmp_path}/unused.db", tmp_path)}),
+    )  # fmt: skip
+    with TestClient(app) as client:
+        ok = client.post("/parcels", json={"weight_g": 250, "note": "翡翠手镯"})
+        lenient = client.post("/parcels", json={"weight_g": "250"}, headers={"Accept": "application/json"})
+    assert ok.status_code == 201 and ok.json() == {"weight_g": 250}
+    assert lenient.status_code == 422 and lenient.json()["error"]["fields"][0]["field"] == "weight_g"
+    [(data, decoded)] = received
+    assert data == Parcel(250, "翡翠手镯")
+    assert decoded is data  # Litestar did not decode and convert the body a second time
 
 
 def test_server_gc_settings_hold_while_the_app_runs_and_are_undone_after(tmp_path: Path) -> None:
