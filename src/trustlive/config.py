@@ -61,6 +61,7 @@ class Settings:
     default_locale: str = "zh_Hans"
     pay_deadline_minutes: int = 15
     auto_confirm_days: int = 10
+    ship_within_hours: int = 48
     platform_commission_share_bp: int = 0
     task_interval_seconds: float = 5.0
     # Shared secret of the payment webhooks (HMAC); empty = derived from secret_key.
@@ -95,6 +96,7 @@ def load_settings() -> Settings:
         default_locale=_env("DEFAULT_LOCALE", "zh_Hans") or "zh_Hans",
         pay_deadline_minutes=_env_int("PAY_DEADLINE_MINUTES", 15),
         auto_confirm_days=_env_int("AUTO_CONFIRM_DAYS", 10),
+        ship_within_hours=_env_int("SHIP_WITHIN_HOURS", 48),
         platform_commission_share_bp=_env_int("PLATFORM_COMMISSION_SHARE_BP", 0),
         task_interval_seconds=float(_env_int("TASK_INTERVAL_SECONDS", 5)),
         payment_webhook_secret=_env("PAYMENT_WEBHOOK_SECRET", "") or "",

@@ -338,3 +338,48 @@ def test_auto_confirm_after_delivery(db_url: str) -> None:
             await w.engine.dispose()
 
     run(scenario())
+
+
+def test_ship_by_deadline_and_lateness(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        ship = ShipIn(carrier="顺丰", tracking_no="SF0001")
+        try:
+            on_time, late, quick = [(await place(w, 0, (w.skus[0], 1), key=k)).orders[0] for k in "abc"]
+            before = utcnow()
+            for order in (on_time, late):
+                await pay(w, order.id)
+            async with transaction(w.sessionmaker) as s:  # a shop promising 2 hours (policy)
+                paid = await s.get(Order, quick.id)
+                await ledger.post(s, kind="capture", ref="test:quick", idempotency_key="capture:test:quick",
+                                  postings=ledger.capture_postings(paid.total_fen))  # fmt: skip
+                await orders.mark_paid(
+                    s, quick.id, paid.total_fen, "test-quick", orders.OrderPolicy(ship_hours=2)
+                )
+            async with transaction(w.sessionmaker) as s:
+                got = {o.id: await s.get(Order, o.id) for o in (on_time, late, quick)}
+                for o in got.values():
+                    hours = 2 if o.id == quick.id else 48
+                    assert o.ship_by == o.paid_at + dt.timedelta(hours=hours) and o.paid_at >= before
+                    assert o.shipped_late_minutes is None  # not shipped yet
+                # The seller missed the deadline by 90 minutes and a few seconds.
+                got[late.id].ship_by = utcnow() - dt.timedelta(minutes=90, seconds=5)
+            async with transaction(w.sessionmaker) as s:
+                shown = [await orders.ship_order(s, w.merchants[0], o.id, ship) for o in (on_time, late)]
+            assert [o.shipped_late_minutes for o in shown] == [0, 91]  # minutes begun count
+            async with transaction(w.sessionmaker) as s:
+                stored = await s.get(Order, late.id)
+                assert stored.status == "shipped" and stored.shipped_late_minutes == 91
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_late_minutes_rounds_up_and_needs_a_deadline() -> None:
+    due = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+    assert orders.late_minutes(due, due) == 0
+    assert orders.late_minutes(due, due - dt.timedelta(hours=5)) == 0
+    assert orders.late_minutes(due, due + dt.timedelta(seconds=1)) == 1
+    assert orders.late_minutes(due, due + dt.timedelta(hours=2)) == 120
+    assert orders.late_minutes(None, due) is None  # paid before deadlines existed, never backfilled

@@ -150,6 +150,8 @@ class Order(TimestampMixin, Base):
     pay_deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     payment_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    ship_by: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # set when paid
+    shipped_late_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)  # set when shipped
     carrier: Mapped[str | None] = mapped_column(String(32), nullable=True)
     tracking_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
     shipped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

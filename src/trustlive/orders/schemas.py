@@ -121,6 +121,8 @@ class OrderOut(msgspec.Struct):
     note: str
     pay_deadline: dt.datetime
     paid_at: dt.datetime | None
+    ship_by: dt.datetime | None  # paid_at + TRUSTLIVE_SHIP_WITHIN_HOURS
+    shipped_late_minutes: int | None  # set when shipped: 0 on time, else minutes past ship_by
     carrier: str | None
     tracking_no: str | None
     shipped_at: dt.datetime | None

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ log = logging.getLogger(__name__)
 class OrderPolicy:
     pay_minutes: int = 15
     auto_confirm_days: int = 10
+    ship_hours: int = 48  # ship-by deadline after payment; later shipments record their lateness
     platform_commission_share_bp: int = 0  # the platform's cut of creator commission
 
     @classmethod
@@ -99,6 +101,7 @@ class OrderPolicy:
         return cls(
             pay_minutes=settings.pay_deadline_minutes,
             auto_confirm_days=settings.auto_confirm_days,
+            ship_hours=settings.ship_within_hours,
             platform_commission_share_bp=settings.platform_commission_share_bp,
         )
 
@@ -477,7 +480,8 @@ def order_out(order: Order, order_events: list[OrderEvent] | None = None) -> Ord
         id=order.id, checkout_id=order.checkout_id, buyer_id=order.buyer_id, shop_id=order.shop_id,
         status=order.status, goods_fen=order.goods_fen, shipping_fen=order.shipping_fen, total_fen=order.total_fen,
         paid_fen=order.paid_fen, refunded_fen=order.refunded_fen, address=dict(order.address), note=order.note,
-        pay_deadline=order.pay_deadline, paid_at=order.paid_at, carrier=order.carrier, tracking_no=order.tracking_no,
+        pay_deadline=order.pay_deadline, paid_at=order.paid_at, ship_by=order.ship_by,
+        shipped_late_minutes=order.shipped_late_minutes, carrier=order.carrier, tracking_no=order.tracking_no,
         shipped_at=order.shipped_at, delivered_at=order.delivered_at, auto_confirm_at=order.auto_confirm_at,
         completed_at=order.completed_at, settle_at=order.settle_at, settled_at=order.settled_at,
         cancelled_at=order.cancelled_at, cancel_reason=order.cancel_reason, created_at=order.created_at,
@@ -564,9 +568,16 @@ async def orders_of_checkout(session: AsyncSession, buyer: Principal, checkout_i
 # --- the state machine ------------------------------------------------------------------------
 
 
-async def mark_paid(session: AsyncSession, order_id: int, amount_fen: int, payment_ref: str) -> str:
-    """Record a captured payment. Returns "paid", "already_paid" (same payment seen before) or
-    "not_payable" (cancelled meanwhile, or paid by another payment): the caller refunds then."""
+async def mark_paid(
+    session: AsyncSession,
+    order_id: int,
+    amount_fen: int,
+    payment_ref: str,
+    policy: OrderPolicy = DEFAULT_POLICY,
+) -> str:
+    """Record a captured payment and start the ship-by clock. Returns "paid", "already_paid" (same
+    payment seen before) or "not_payable" (cancelled meanwhile, or paid by another payment): the
+    caller refunds then."""
     order = await _load(session, order_id)
     if order.status != S.pending_payment:
         if order.payment_ref == payment_ref and order.paid_fen == amount_fen:
@@ -577,7 +588,8 @@ async def mark_paid(session: AsyncSession, order_id: int, amount_fen: int, payme
                        code="amount_mismatch")  # fmt: skip
     now = utcnow()
     if not await repo.transition(session, order.id, _from(S.pending_payment), S.paid, paid_fen=amount_fen,
-                                 paid_at=now, payment_ref=payment_ref, updated_at=now):  # fmt: skip
+                                 paid_at=now, payment_ref=payment_ref, updated_at=now,
+                                 ship_by=now + dt.timedelta(hours=policy.ship_hours)):  # fmt: skip
         return "not_payable"
     _event(session, order.id, S.pending_payment, S.paid, None, f"payment {payment_ref}")
     events.record(session, "orders.paid", {"order_id": order.id, "amount_fen": amount_fen})
@@ -628,11 +640,19 @@ async def ship_order(session: AsyncSession, actor: Principal, order_id: int, dat
     _check_move(order, S.shipped)
     now = utcnow()
     if not await repo.transition(session, order.id, _from(S.paid), S.shipped, carrier=data.carrier.strip(),
-                                 tracking_no=data.tracking_no.strip(), shipped_at=now, updated_at=now):  # fmt: skip
+                                 tracking_no=data.tracking_no.strip(), shipped_at=now, updated_at=now,
+                                 shipped_late_minutes=late_minutes(order.ship_by, now)):  # fmt: skip
         raise InvalidTransition("the order changed meanwhile; reload it", code="invalid_transition")
     _event(session, order.id, S.paid, S.shipped, actor.id, f"{data.carrier} {data.tracking_no}")
     events.record(session, "orders.shipped", {"order_id": order.id})
     return order_out(await _load(session, order_id))
+
+
+def late_minutes(ship_by: dt.datetime | None, shipped_at: dt.datetime) -> int | None:
+    """How late a shipment left, in whole minutes begun (0: on time; None: no deadline was set)."""
+    if ship_by is None:
+        return None
+    return max(0, math.ceil((shipped_at - ship_by).total_seconds() / 60))
 
 
 async def mark_delivered(

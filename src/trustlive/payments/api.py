@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.config import Settings
+from trustlive.orders.service import OrderPolicy
 from trustlive.payments import service
 from trustlive.payments.providers import get_provider
 from trustlive.payments.schemas import OrderPayments, PaymentOut, RefundIn, RefundOut, WebhookAck
@@ -73,14 +74,17 @@ async def refund_order(
 
 @post("/payments/webhooks/{provider:str}", status_code=200, tags=["payments"], **public())
 async def webhook(
-    provider: str, request: Request[Any, Any, Any], db: AsyncSession, settings: Settings
-) -> WebhookAck:
+    provider: str, request: Request[Any, Any, Any], db: AsyncSession, settings: Settings,
+    order_policy: OrderPolicy,
+) -> WebhookAck:  # fmt: skip
     """A payment provider's event, authenticated by its signature (sandbox: header
     `X-Sandbox-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`, 5 minutes tolerance). 400
     `bad_signature` and nothing changes when it does not verify; a repeated event id answers 200
     with outcome `duplicate`."""
     body = await request.body()
-    return await service.handle_webhook(db, get_provider(settings, provider), dict(request.headers), body)
+    return await service.handle_webhook(
+        db, get_provider(settings, provider), dict(request.headers), body, policy=order_policy
+    )
 
 
 routes = [pay_order, pay_checkout, payment_detail, order_payments, refund_order, webhook]

@@ -314,6 +314,7 @@ async def handle_webhook(
     headers: Mapping[str, str],
     body: bytes,
     now: dt.datetime | None = None,
+    policy: orders.OrderPolicy = orders.DEFAULT_POLICY,
 ) -> WebhookAck:
     """Verify, dedupe and apply one provider event. Used by the HTTP route and by the sandbox's
     in-process deliverer alike. Raises 400 (nothing changes) for a bad signature or payload."""
@@ -331,16 +332,17 @@ async def handle_webhook(
         if await repo.webhook_event(session, provider.name, event.id) is None:
             raise
         return WebhookAck(True, event.id, "duplicate")
-    record.outcome = await _apply(session, provider, event, now)
+    record.outcome = await _apply(session, provider, event, now, policy)
     await session.flush()
     return WebhookAck(True, event.id, record.outcome)
 
 
 async def _apply(
-    session: AsyncSession, provider: PaymentProvider, event: ProviderEvent, now: dt.datetime
-) -> str:
+    session: AsyncSession, provider: PaymentProvider, event: ProviderEvent, now: dt.datetime,
+    policy: orders.OrderPolicy,
+) -> str:  # fmt: skip
     if event.type == "payment.succeeded":
-        return await _capture(session, provider, event, now)
+        return await _capture(session, provider, event, now, policy)
     if event.type == "payment.failed":
         return await _fail(session, provider, event, now)
     if event.type == "refund.succeeded":
@@ -349,8 +351,9 @@ async def _apply(
 
 
 async def _capture(
-    session: AsyncSession, provider: PaymentProvider, event: ProviderEvent, now: dt.datetime
-) -> str:
+    session: AsyncSession, provider: PaymentProvider, event: ProviderEvent, now: dt.datetime,
+    policy: orders.OrderPolicy,
+) -> str:  # fmt: skip
     intent = await repo.intent_by_ref(session, provider.name, event.provider_ref, lock=True)
     if intent is None:
         log.warning("payment.succeeded %s for unknown payment %s", event.id, event.provider_ref)
@@ -367,7 +370,9 @@ async def _capture(
     links = await repo.links_of(session, [intent.id])
     late: list[PaymentIntentOrder] = []
     for link in links:  # orders before the ledger head (lock order)
-        result = await orders.mark_paid(session, link.order_id, link.amount_fen, payment_ref(intent.id))
+        result = await orders.mark_paid(
+            session, link.order_id, link.amount_fen, payment_ref(intent.id), policy
+        )
         if result in ("paid", "already_paid"):
             link.outcome = LinkOutcome.paid
         else:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from trustlive.config import Settings
 from trustlive.db import transaction, utcnow
 from trustlive.errors import DomainError
+from trustlive.orders.service import OrderPolicy
 from trustlive.payments import repository as repo
 from trustlive.payments import service
 from trustlive.payments.providers import SANDBOX, SandboxProvider, get_provider
@@ -54,7 +55,8 @@ def local_sender(
     async def send(headers: dict[str, str], body: bytes) -> int:
         try:
             async with transaction(sessionmaker) as session:
-                await service.handle_webhook(session, get_provider(settings, SANDBOX), headers, body, now)
+                await service.handle_webhook(session, get_provider(settings, SANDBOX), headers, body, now,
+                                             OrderPolicy.from_settings(settings))  # fmt: skip
         except DomainError as err:
             return err.status_code
         return 200
