@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from sqlalchemy import event
+from sqlalchemy.util import await_only
+
 from tests.ledger.util import verify, with_db
 from trustlive.db import transaction
 from trustlive.errors import DomainError
@@ -71,3 +75,42 @@ def test_concurrent_posts_keep_the_chain_and_the_balances(db_url: str) -> None:
     assert report.ok, report.problems
     assert report.transactions_checked == WRITERS + 1
     assert report.postings_checked == WRITERS * 3 + 2
+
+
+def test_the_first_writer_committing_meanwhile_is_not_a_missing_head(db_url: str) -> None:
+    """Two first writers: B finds no head, then A creates it, posts and commits before B looks any
+    further. B must wait for A's head and append after A's transaction, not report the head as
+    missing. (PostgreSQL: a SQLite transaction holds the write lock from its start.)"""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite writers never overlap")
+
+    async def scenario(sm):  # type: ignore[no-untyped-def]
+        a = sm()
+        await a.begin()
+        first = await ledger.post(a, kind="capture", ref="order:a", idempotency_key="capture:a",
+                                  postings=ledger.capture_postings(500))  # fmt: skip
+        b = sm()
+        await b.begin()
+        b_connection = await b.connection()
+        seen: list[str] = []
+
+        def commit_a_after_bs_first_look(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+            if "FROM ledger_head" in statement and "FOR UPDATE" in statement and not seen:
+                seen.append(statement)
+                await_only(a.commit())  # A commits right after B found no head
+
+        event.listen(b_connection.sync_connection, "after_cursor_execute", commit_a_after_bs_first_look)
+        try:
+            second = await ledger.post(b, kind="capture", ref="order:b", idempotency_key="capture:b",
+                                       postings=ledger.capture_postings(700))  # fmt: skip
+            await b.commit()
+        finally:
+            await a.close()
+            await b.close()
+        return seen, first.id, second.id, await verify(sm)
+
+    seen, first_id, second_id, report = with_db(db_url, scenario)
+    assert seen  # B did look before A committed
+    assert (first_id, second_id) == (1, 2)
+    assert report.ok, report.problems
+    assert report.transactions_checked == 2

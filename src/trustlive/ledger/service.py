@@ -282,14 +282,16 @@ async def _lock_chain(session: AsyncSession) -> LedgerHead:
     use). Every ledger write, and every read that a write depends on, happens after this."""
     head = await repo.lock_head(session)
     if head is None:
-        if await repo.last_transaction_id(session) is not None:
-            raise Conflict(
-                "the ledger head is missing although transactions exist; run `trustlive ledger verify`",
-                code="ledger_head_missing",
-            )
+        # Create it first, then look: a concurrent first writer may have created it and committed
+        # after our lock_head read (checking for transactions first raised a false alarm then).
         await repo.create_head(session, GENESIS_HASH, utcnow())
         head = await repo.lock_head(session)
         assert head is not None
+        if head.last_transaction_id == 0 and await repo.last_transaction_id(session) is not None:
+            raise Conflict(  # the caller's rollback takes the new head away again
+                "the ledger head is missing although transactions exist; run `trustlive ledger verify`",
+                code="ledger_head_missing",
+            )
     return head
 
 
