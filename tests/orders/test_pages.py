@@ -4,6 +4,7 @@ shipping, delivery, confirmation, and who may see what."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -16,6 +17,7 @@ from trustlive.config import Settings
 from trustlive.db import create_engine, create_sessionmaker, transaction
 from trustlive.orders import pages
 from trustlive.orders import service as orders
+from trustlive.orders.models import Order
 from trustlive.payments import tasks as payment_tasks
 
 JADE_PRICE = 129900
@@ -503,6 +505,45 @@ def test_merchant_ships_and_the_buyer_confirms_receipt(
     twice = client.post(f"/orders/{order_id}/confirm", data={"_csrf_token": token})
     assert twice.status_code == 409 and 'data-status="completed"' in twice.text
     assert client.get(f"/api/v1/orders/{order_id}", headers=w["buyer1"]).json()["status"] == "completed"
+
+
+async def _move_ship_by(url: str, order_id: int, hours: float) -> None:
+    engine = create_engine(url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            order = await session.get(Order, order_id)
+            order.ship_by = order.ship_by + dt.timedelta(hours=hours)
+    finally:
+        await engine.dispose()
+
+
+def test_the_console_shows_the_ship_by_deadline_and_how_late_it_shipped(
+    client: TestClient, shop_world: dict, settings: Settings
+) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    order_id = order_id_from(client, buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id))
+    mark_paid(settings, order_id, 5900 + 800)
+    token = sign_in(client, "merchant1")
+    detail = client.get(f"/console/orders/{order_id}")
+    assert 'class="hint" id="ship-by"' in detail.text and "Ship by" in detail.text
+    run(_move_ship_by(settings.database_url, order_id, -50))  # 48 h after payment, 50 h ago: 2 h late
+    overdue = client.get(f"/console/orders/{order_id}")
+    assert 'class="alert" role="alert" id="ship-by"' in overdue.text and "Overdue" in overdue.text
+    shipped = client.post(
+        f"/console/orders/{order_id}/ship",
+        data={"carrier": "SF", "tracking_no": "SF1234567890", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert shipped.status_code == 303
+    page = client.get(shipped.headers["location"])
+    assert re.search(r'id="lateness">2 h [01] min late<', page.text), page.text
+    api = client.get(f"/api/v1/orders/{order_id}", headers=w["merchant1"]).json()
+    assert api["status"] == "shipped" and 120 <= api["shipped_late_minutes"] <= 121
+    client.cookies.set("tl_lang", "zh_Hans")
+    assert "迟发 2 小时" in client.get(shipped.headers["location"]).text
+    client.cookies.set("tl_lang", "en")
 
 
 def test_buyer_cancels_an_unpaid_order_and_the_stock_returns(client: TestClient, shop_world: dict) -> None:

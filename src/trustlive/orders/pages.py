@@ -648,7 +648,7 @@ async def console_order_page(
     status = extra.pop("status_code", 200)
     context = _console_context(
         shops, shop, me,
-        {"order": order, "auto_confirm_days": policy.auto_confirm_days, "form": {}, "error": error,
+        {"order": order, "auto_confirm_days": policy.auto_confirm_days, "now": utcnow(), "form": {}, "error": error,
          "error_form": None, "bad": set(), "saved": None, "refund_key": _new_key(),
          "refundable_fen": max(order.paid_fen - order.refunded_fen, 0), **extra},
     )  # fmt: skip
