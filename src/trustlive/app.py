@@ -32,6 +32,9 @@ from trustlive.config import Settings, load_settings
 from trustlive.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from trustlive.errors import Unauthorized
 from trustlive.events import EventBus, OutboxRelay
+from trustlive.fulfillment import api as fulfillment_api
+from trustlive.fulfillment import tasks as fulfillment_tasks
+from trustlive.fulfillment.tracking import Tracker, get_tracker
 from trustlive.ledger import api as ledger_api
 from trustlive.ledger import pages as ledger_pages
 from trustlive.ledger import tasks as ledger_tasks
@@ -102,6 +105,10 @@ def provide_checkout_batcher(state: State) -> orders.CheckoutBatcher:
     return state.checkout_batcher
 
 
+def provide_tracker(state: State) -> Tracker:
+    return state.tracker
+
+
 @contextlib.contextmanager
 def _server_gc() -> Iterator[None]:
     """The cyclic garbage collector, set for a server while the app runs. Objects made at
@@ -159,6 +166,7 @@ def create_app(
         scheduler.add("orders", lambda: order_tasks.run_due(sessionmaker, policy=policy))
         scheduler.add("payouts", lambda: ledger_tasks.process_payouts(sessionmaker))
         scheduler.add("payments", lambda: payment_tasks.run_once(sessionmaker, settings))
+        scheduler.add("fulfillment", lambda: fulfillment_tasks.run_once(sessionmaker, settings))
         app.state.scheduler = scheduler
         sweeping = (
             asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None
@@ -194,6 +202,7 @@ def create_app(
                     *orders_api.routes,
                     *ledger_api.routes,
                     *payments_api.routes,
+                    *fulfillment_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -214,6 +223,7 @@ def create_app(
             "throttle": Provide(provide_throttle, sync_to_thread=False),
             "order_policy": Provide(provide_order_policy, sync_to_thread=False),
             "checkout_batcher": Provide(provide_checkout_batcher, sync_to_thread=False),
+            "tracker": Provide(provide_tracker, sync_to_thread=False),
         },
         middleware=[
             DefineMiddleware(LocaleMiddleware, default=settings.default_locale),
@@ -230,7 +240,13 @@ def create_app(
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
             openapi_router=Router(path="/schema", route_handlers=[], opt=public()["opt"]),
         ),
-        state=State({"settings": settings, "order_policy": orders.OrderPolicy.from_settings(settings)}),
+        state=State(
+            {
+                "settings": settings,
+                "order_policy": orders.OrderPolicy.from_settings(settings),
+                "tracker": get_tracker(settings, settings.tracking_service),
+            }
+        ),  # fmt: skip
         lifespan=[lifespan],
         request_max_body_size=MAX_REQUEST_BYTES,
         debug=settings.debug,

@@ -66,6 +66,9 @@ class Settings:
     task_interval_seconds: float = 5.0
     # Shared secret of the payment webhooks (HMAC); empty = derived from secret_key.
     payment_webhook_secret: str = ""
+    # Shared secret of the tracking webhooks (HMAC); empty = derived from secret_key.
+    tracking_webhook_secret: str = ""
+    tracking_service: str = "sandbox"  # the parcel tracking service (fulfillment/tracking.py)
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -100,6 +103,8 @@ def load_settings() -> Settings:
         platform_commission_share_bp=_env_int("PLATFORM_COMMISSION_SHARE_BP", 0),
         task_interval_seconds=float(_env_int("TASK_INTERVAL_SECONDS", 5)),
         payment_webhook_secret=_env("PAYMENT_WEBHOOK_SECRET", "") or "",
+        tracking_webhook_secret=_env("TRACKING_WEBHOOK_SECRET", "") or "",
+        tracking_service=_env("TRACKING_SERVICE", "sandbox") or "sandbox",
         debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
     )
 

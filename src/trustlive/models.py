@@ -4,6 +4,7 @@ from trustlive.accounts import models as _accounts  # noqa: F401
 from trustlive.catalog import models as _catalog  # noqa: F401
 from trustlive.db import Base
 from trustlive.events import OutboxEvent as _outbox  # noqa: F401
+from trustlive.fulfillment import models as _fulfillment  # noqa: F401
 from trustlive.ledger import models as _ledger  # noqa: F401
 from trustlive.orders import models as _orders  # noqa: F401
 from trustlive.payments import models as _payments  # noqa: F401

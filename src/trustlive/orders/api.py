@@ -9,6 +9,8 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
+from trustlive.fulfillment import service as fulfillment
+from trustlive.fulfillment.tracking import Tracker
 from trustlive.orders import service
 from trustlive.orders.schemas import (
     AddressIn,
@@ -192,8 +194,10 @@ async def cancel(order_id: int, me: Principal, db: AsyncSession, data: CancelIn 
 
 
 @post("/orders/{order_id:int}/ship", status_code=200, tags=["orders"], **signed_in())
-async def ship(order_id: int, data: ShipIn, me: Principal, db: AsyncSession) -> OrderOut:
-    return await service.ship_order(db, me, order_id, data)
+async def ship(order_id: int, data: ShipIn, me: Principal, db: AsyncSession, tracker: Tracker) -> OrderOut:
+    """The shop ships a paid order with carrier and tracking number; the tracking service then
+    reports the parcel's stages (`GET /api/v1/orders/{id}/shipments`) and its delivery."""
+    return await fulfillment.ship(db, me, order_id, data, tracker)
 
 
 @post("/orders/{order_id:int}/delivered", status_code=200, tags=["orders"], **signed_in())

@@ -30,6 +30,8 @@ from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import utcnow
 from trustlive.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from trustlive.fulfillment import service as fulfillment
+from trustlive.fulfillment.tracking import Tracker
 from trustlive.money import MAX_PRICE_FEN, parse_yuan
 from trustlive.orders import service
 from trustlive.orders.schemas import (
@@ -670,7 +672,12 @@ _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{4,64}")
 
 @post("/console/orders/{order_id:int}/ship", **signed_in())
 async def ship_order(
-    order_id: int, data: Form, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
+    order_id: int,
+    data: Form,
+    db: AsyncSession,
+    me: Principal,
+    order_policy: service.OrderPolicy,
+    tracker: Tracker,
 ) -> Template | Redirect:
     form = {"carrier": text(data, "carrier"), "tracking_no": text(data, "tracking_no").replace(" ", "")}
     try:
@@ -678,7 +685,7 @@ async def ship_order(
             raise invalid("carrier", gettext("choose the carrier"))
         if not _TRACKING_RE.fullmatch(form["tracking_no"]):
             raise invalid("tracking_no", gettext("4 to 64 letters, digits or dashes, as on the waybill"))
-        await service.ship_order(db, me, order_id, parse(ShipIn, form))
+        await fulfillment.ship(db, me, order_id, parse(ShipIn, form), tracker)
     except DomainError as err:
         await db.rollback()
         return await console_order_page(
@@ -691,7 +698,8 @@ async def ship_order(
 async def mark_delivered(
     order_id: int, db: AsyncSession, me: Principal, order_policy: service.OrderPolicy
 ) -> Template | Redirect:
-    """Until carrier events arrive (fulfilment issue), the shop marks delivery; auto-confirm starts."""
+    """When the tracking service has not reported delivery (yet), the shop marks it; auto-confirm
+    starts."""
     try:
         await service.mark_delivered(db, me, order_id, order_policy)
     except DomainError as err:

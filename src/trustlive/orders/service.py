@@ -658,19 +658,40 @@ def late_minutes(ship_by: dt.datetime | None, shipped_at: dt.datetime) -> int | 
 async def mark_delivered(
     session: AsyncSession, actor: Principal, order_id: int, policy: OrderPolicy = DEFAULT_POLICY
 ) -> OrderOut:
-    """Delivery confirmed (by the seller or ops today; carrier events in the fulfilment issue).
+    """Delivery confirmed by the seller or ops (when the tracking service has not said so yet).
     Starts the auto-confirm clock."""
     order = await _load(session, order_id)
     if not actor.is_ops:
         await _require_seller(session, actor, order)
     _check_move(order, S.delivered)
-    now = utcnow()
-    auto = now + dt.timedelta(days=policy.auto_confirm_days)
-    if not await repo.transition(session, order.id, _from(S.shipped), S.delivered, delivered_at=now,
-                                 auto_confirm_at=auto, updated_at=now):  # fmt: skip
+    if not await _deliver(session, order.id, utcnow(), actor.id, "", policy):
         raise InvalidTransition("the order changed meanwhile; reload it", code="invalid_transition")
-    _event(session, order.id, S.shipped, S.delivered, actor.id)
     return order_out(await _load(session, order_id))
+
+
+async def carrier_delivered(
+    session: AsyncSession, order_id: int, at: dt.datetime, carrier: str, policy: OrderPolicy = DEFAULT_POLICY
+) -> bool:
+    """The tracking service reports the parcel delivered at ``at``: the same move as
+    ``mark_delivered``, dated by the carrier. False when the order is no longer shipped (the
+    seller marked it delivered already, or it was refunded): nothing to do then."""
+    return await _deliver(session, order_id, at, None, f"delivered ({carrier})", policy)
+
+
+async def _deliver(
+    session: AsyncSession,
+    order_id: int,
+    at: dt.datetime,
+    actor_id: int | None,
+    note: str,
+    policy: OrderPolicy,
+) -> bool:
+    auto = at + dt.timedelta(days=policy.auto_confirm_days)
+    if not await repo.transition(session, order_id, _from(S.shipped), S.delivered, delivered_at=at,
+                                 auto_confirm_at=auto, updated_at=utcnow()):  # fmt: skip
+        return False
+    _event(session, order_id, S.shipped, S.delivered, actor_id, note)
+    return True
 
 
 async def confirm_receipt(session: AsyncSession, buyer: Principal, order_id: int) -> OrderOut:

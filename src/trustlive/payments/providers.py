@@ -11,10 +11,10 @@ keeps its own tables (``sandbox_charges``, ``sandbox_refunds``, ``sandbox_webhoo
 shows its own hosted pay page, and tells us what happened only through signed webhooks, delivered
 later, retried with backoff, possibly twice or out of order (``tasks.deliver_webhooks``).
 
-Signatures follow Stripe's scheme: header ``X-Sandbox-Signature: t=<unix time>,v1=<hex>`` where
-``<hex>`` is HMAC-SHA256 over ``"{t}.{body}"`` with the shared webhook secret; a timestamp more
-than five minutes away from our clock is refused, so a captured request cannot be replayed later
-(and a replay within the window is caught by the event-id dedup).
+Signatures (``trustlive.signing``) follow Stripe's scheme: header ``X-Sandbox-Signature:
+t=<unix time>,v1=<hex>`` where ``<hex>`` is HMAC-SHA256 over ``"{t}.{body}"`` with the shared
+webhook secret; a timestamp more than five minutes away from our clock is refused, so a captured
+request cannot be replayed later (and a replay within the window is caught by the event-id dedup).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from trustlive.errors import BadRequest, Conflict, NotFound
 from trustlive.payments import repository as repo
 from trustlive.payments.models import SandboxCharge, SandboxRefund, SandboxWebhookDelivery
 from trustlive.payments.schemas import ProviderEvent
+from trustlive.signing import check_signature, sign
 
-SIGNATURE_TOLERANCE = dt.timedelta(minutes=5)
 SANDBOX = "sandbox"
 SANDBOX_SIGNATURE_HEADER = "x-sandbox-signature"
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded")
@@ -75,38 +75,6 @@ class PaymentProvider(Protocol):
     ) -> ProviderEvent:
         """A verified event, or BadRequest 400 ``bad_signature`` / ``bad_payload``."""
         ...
-
-
-# --- signatures -------------------------------------------------------------------------------
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The signature header value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def check_signature(secret: str, header: str | None, body: bytes, now: dt.datetime | None = None) -> None:
-    """Raise 400 ``bad_signature`` unless ``header`` signs ``body`` with ``secret`` within the
-    tolerance. Any ``v1`` entry may match (so secrets can be rotated by sending two)."""
-    if not header:
-        raise BadRequest("missing webhook signature", code="bad_signature")
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit() and len(value) <= 12:
-            timestamp = int(value)
-        elif key == "v1" and value:
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        raise BadRequest("malformed webhook signature", code="bad_signature")
-    now_ts = (now or utcnow()).timestamp()
-    if abs(now_ts - timestamp) > SIGNATURE_TOLERANCE.total_seconds():
-        raise BadRequest("webhook timestamp outside the 5-minute tolerance", code="bad_signature")
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, c) for c in candidates):
-        raise BadRequest("webhook signature does not match", code="bad_signature")
 
 
 def webhook_secret(settings: Settings) -> str:

@@ -1,0 +1,1 @@
+"""Shipments and their tracking: carrier events arrive through signed webhooks."""

@@ -1,0 +1,99 @@
+"""Every query of the fulfillment domain."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustlive.fulfillment.models import SandboxTrackingDelivery, Shipment, TrackingEvent
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+async def shipments_by_tracking(session: AsyncSession, carrier: str, tracking_no: str) -> list[Shipment]:
+    """The shipments travelling under this tracking number, locked (one parcel may carry
+    several orders of one shop)."""
+    stmt = (
+        select(Shipment)
+        .where(Shipment.carrier == carrier, Shipment.tracking_no == tracking_no)
+        .order_by(Shipment.id)
+        .execution_options(populate_existing=True)
+    )
+    if _is_pg(session):
+        stmt = stmt.with_for_update()
+    return list(await session.scalars(stmt))
+
+
+async def shipments_of(session: AsyncSession, order_id: int) -> list[Shipment]:
+    return list(
+        await session.scalars(select(Shipment).where(Shipment.order_id == order_id).order_by(Shipment.id))
+    )
+
+
+async def events_of(session: AsyncSession, parcels: list[tuple[str, str]]) -> list[TrackingEvent]:
+    """The accepted events of these (carrier, tracking number) parcels, oldest first."""
+    if not parcels:
+        return []
+    stmt = (
+        select(TrackingEvent)
+        .where(
+            TrackingEvent.outcome != "unknown_shipment",
+            or_(
+                *[
+                    and_(TrackingEvent.carrier == c, TrackingEvent.tracking_no == t)
+                    for c, t in sorted(set(parcels))
+                ]
+            ),
+        )
+        .order_by(TrackingEvent.at, TrackingEvent.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def tracking_event(session: AsyncSession, provider: str, event_id: str) -> TrackingEvent | None:
+    stmt = select(TrackingEvent).where(TrackingEvent.provider == provider, TrackingEvent.event_id == event_id)
+    return await session.scalar(stmt)
+
+
+async def claim_deliveries(
+    session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta
+) -> list[SandboxTrackingDelivery]:
+    """Due deliveries, claimed for ``lease`` (another deliverer skips them meanwhile; a crashed
+    one's claims fall due again when the lease ends)."""
+    stmt = (
+        select(SandboxTrackingDelivery)
+        .where(
+            and_(
+                SandboxTrackingDelivery.delivered_at.is_(None),
+                SandboxTrackingDelivery.next_attempt_at.is_not(None),
+                SandboxTrackingDelivery.next_attempt_at <= now,
+            )
+        )
+        .order_by(SandboxTrackingDelivery.next_attempt_at, SandboxTrackingDelivery.id)
+        .limit(limit)
+    )
+    if _is_pg(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(await session.scalars(stmt))
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+    await session.flush()
+    return rows
+
+
+async def get_delivery(session: AsyncSession, delivery_id: int) -> SandboxTrackingDelivery | None:
+    return await session.get(SandboxTrackingDelivery, delivery_id)
+
+
+async def pending_deliveries(session: AsyncSession) -> list[SandboxTrackingDelivery]:
+    stmt = (
+        select(SandboxTrackingDelivery)
+        .where(SandboxTrackingDelivery.delivered_at.is_(None))
+        .order_by(SandboxTrackingDelivery.id)
+    )
+    return list(await session.scalars(stmt))
