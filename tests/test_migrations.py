@@ -16,6 +16,7 @@ from tests.conftest import _pg_admin, _pg_database_url
 from tests.orders.world import build
 from trustlive import migrate
 from trustlive.db import UTCDateTime, create_engine, create_sessionmaker, transaction
+from trustlive.fulfillment.models import Shipment
 from trustlive.models import metadata
 from trustlive.orders import service as orders
 from trustlive.orders.models import Order
@@ -116,3 +117,26 @@ def test_0006_gives_paid_orders_a_ship_by_and_shipped_ones_their_lateness(backen
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     due = paid_at + dt.timedelta(hours=48)
     assert fields == {unpaid: (None, None), paid: (due, None), shipped: (due, 121)}  # 2 h 1 s: 121 begun
+
+
+async def _shipments(url: str) -> list[tuple[int, str, str, str, bool]]:
+    engine = create_engine(url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as s:
+            found = []
+            for shipment in await s.scalars(sa.select(Shipment).order_by(Shipment.id)):
+                order = await s.get(Order, shipment.order_id)
+                found.append((shipment.order_id, shipment.leg, shipment.tracking_no, shipment.stage,
+                              shipment.stage_at == order.shipped_at))  # fmt: skip
+            return found
+    finally:
+        await engine.dispose()
+
+
+def test_0007_gives_orders_already_shipped_their_shipment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shipments.db'}"
+    migrate.upgrade(url)
+    _, _, shipped = asyncio.run(_orders_before_0006(url))  # shipped through orders alone: no shipment
+    migrate.downgrade(url, "0006_ship_by")
+    migrate.upgrade(url)
+    assert asyncio.run(_shipments(url)) == [(shipped, "to_buyer", "SF0001", "shipped", True)]
