@@ -31,6 +31,7 @@ from tests.payments.util import (
     settle_refunds,
     start,
 )
+from trustlive import webhook_delivery
 from trustlive.db import transaction, utcnow
 from trustlive.errors import DomainError
 from trustlive.ledger import service as ledger
@@ -423,7 +424,9 @@ def test_failed_deliveries_are_retried_with_backoff(db_url: str, tmp_path: Path)
                 row.attempts == 1 and row.last_status == 503 and row.next_attempt_at == now + tasks.backoff(1)
             )
             assert (await deliver(w, settings, now=now)).attempted == 0  # not due yet
-            assert tasks.backoff(2) == 2 * tasks.backoff(1) and tasks.backoff(50) == tasks.BACKOFF_MAX
+            assert (
+                tasks.backoff(2) == 2 * tasks.backoff(1) and tasks.backoff(50) == webhook_delivery.BACKOFF_MAX
+            )
             report = await deliver(w, settings, now=now + tasks.backoff(1))
             assert report.delivered == 1
             assert (await order_row(w, order.id)).status == "paid"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trustlive.db import Base, BigId, UTCDateTime, utcnow
+from trustlive.webhook_delivery import DeliveryColumns
 
 # A parcel's stages in order; a stage only ever moves forward (events may arrive out of order).
 STAGES = ("shipped", "picked_up", "in_transit", "delivered")
@@ -52,19 +53,12 @@ class TrackingEvent(Base):
     outcome: Mapped[str] = mapped_column(String(24), nullable=False)  # applied | stale | unknown_shipment
 
 
-class SandboxTrackingDelivery(Base):
+class SandboxTrackingDelivery(DeliveryColumns, Base):
     """One tracking event the sandbox service must deliver, due at the simulated moment it
-    happens and then retried with exponential backoff."""
+    happens and then retried with exponential backoff (``trustlive.webhook_delivery``)."""
 
     __tablename__ = "sandbox_tracking_deliveries"
     __table_args__ = (Index("ix_sandbox_tracking_deliveries_due", "delivered_at", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
-    body: Mapped[str] = mapped_column(Text, nullable=False)  # the exact JSON text that is signed
-    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,37 +55,6 @@ async def events_of(session: AsyncSession, parcels: list[tuple[str, str]]) -> li
 async def tracking_event(session: AsyncSession, provider: str, event_id: str) -> TrackingEvent | None:
     stmt = select(TrackingEvent).where(TrackingEvent.provider == provider, TrackingEvent.event_id == event_id)
     return await session.scalar(stmt)
-
-
-async def claim_deliveries(
-    session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta
-) -> list[SandboxTrackingDelivery]:
-    """Due deliveries, claimed for ``lease`` (another deliverer skips them meanwhile; a crashed
-    one's claims fall due again when the lease ends)."""
-    stmt = (
-        select(SandboxTrackingDelivery)
-        .where(
-            and_(
-                SandboxTrackingDelivery.delivered_at.is_(None),
-                SandboxTrackingDelivery.next_attempt_at.is_not(None),
-                SandboxTrackingDelivery.next_attempt_at <= now,
-            )
-        )
-        .order_by(SandboxTrackingDelivery.next_attempt_at, SandboxTrackingDelivery.id)
-        .limit(limit)
-    )
-    if _is_pg(session):
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(stmt))
-    for row in rows:
-        row.attempts += 1
-        row.next_attempt_at = now + lease
-    await session.flush()
-    return rows
-
-
-async def get_delivery(session: AsyncSession, delivery_id: int) -> SandboxTrackingDelivery | None:
-    return await session.get(SandboxTrackingDelivery, delivery_id)
 
 
 async def pending_deliveries(session: AsyncSession) -> list[SandboxTrackingDelivery]:

@@ -40,10 +40,3 @@ class ShipmentOut(msgspec.Struct):
     stage_at: dt.datetime
     delivered_at: dt.datetime | None
     events: list[TrackingEventOut]
-
-
-class TrackingDeliveryReport(msgspec.Struct):
-    attempted: int = 0
-    delivered: int = 0
-    failed: int = 0
-    gave_up: int = 0

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trustlive.db import Base, BigId, UTCDateTime, utcnow
+from trustlive.webhook_delivery import DeliveryColumns
 
 
 class IntentStatus(enum.StrEnum):
@@ -194,19 +195,13 @@ class SandboxRefund(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
-class SandboxWebhookDelivery(Base):
-    """One event the sandbox must deliver to the merchant, retried with exponential backoff."""
+class SandboxWebhookDelivery(DeliveryColumns, Base):
+    """One event the sandbox must deliver to the merchant, retried with exponential backoff
+    (``trustlive.webhook_delivery``)."""
 
     __tablename__ = "sandbox_webhook_deliveries"
     __table_args__ = (Index("ix_sandbox_webhook_deliveries_due", "delivered_at", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
     type: Mapped[str] = mapped_column(String(40), nullable=False)
-    body: Mapped[str] = mapped_column(Text, nullable=False)  # the exact JSON text that is signed
-    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

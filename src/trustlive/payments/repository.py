@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.payments.models import (
@@ -286,37 +286,6 @@ async def add_sandbox_refund(session: AsyncSession, charge_id: int, amount: int)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
-
-
-async def claim_deliveries(
-    session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta
-) -> list[SandboxWebhookDelivery]:
-    """Due deliveries, claimed for ``lease`` (another deliverer skips them meanwhile; a crashed
-    one's claims fall due again when the lease ends)."""
-    stmt = (
-        select(SandboxWebhookDelivery)
-        .where(
-            and_(
-                SandboxWebhookDelivery.delivered_at.is_(None),
-                SandboxWebhookDelivery.next_attempt_at.is_not(None),
-                SandboxWebhookDelivery.next_attempt_at <= now,
-            )
-        )
-        .order_by(SandboxWebhookDelivery.next_attempt_at, SandboxWebhookDelivery.id)
-        .limit(limit)
-    )
-    if _is_pg(session):
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(stmt))
-    for row in rows:
-        row.attempts += 1
-        row.next_attempt_at = now + lease
-    await session.flush()
-    return rows
-
-
-async def get_delivery(session: AsyncSession, delivery_id: int) -> SandboxWebhookDelivery | None:
-    return await session.get(SandboxWebhookDelivery, delivery_id)
 
 
 async def pending_deliveries(session: AsyncSession) -> list[SandboxWebhookDelivery]:

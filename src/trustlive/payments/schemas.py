@@ -76,10 +76,3 @@ class ProviderEvent(msgspec.Struct, frozen=True):
     refund_key: str | None = None
     failure_reason: str | None = None
     raw: dict[str, Any] = {}
-
-
-class DeliveryReport(msgspec.Struct):
-    attempted: int = 0
-    delivered: int = 0
-    failed: int = 0
-    gave_up: int = 0
