@@ -14,7 +14,8 @@ from litestar.testing import TestClient
 from tests.helpers import add_category, create_user, kids_garment, open_shop, run, token_for
 from tests.web.test_pages import csrf_of, marked, sign_in
 from trustlive.config import Settings
-from trustlive.db import create_engine, create_sessionmaker, transaction
+from trustlive.db import create_engine, create_sessionmaker, transaction, utcnow
+from trustlive.fulfillment import tasks as fulfillment_tasks
 from trustlive.orders import pages
 from trustlive.orders import service as orders
 from trustlive.orders.models import Order
@@ -507,6 +508,14 @@ def test_merchant_ships_and_the_buyer_confirms_receipt(
     assert client.get(f"/api/v1/orders/{order_id}", headers=w["buyer1"]).json()["status"] == "completed"
 
 
+async def _deliver_tracking(settings: Settings, after: dt.timedelta) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await fulfillment_tasks.deliver_tracking(create_sessionmaker(engine), settings, now=utcnow() + after)
+    finally:
+        await engine.dispose()
+
+
 async def _move_ship_by(url: str, order_id: int, hours: float) -> None:
     engine = create_engine(url)
     try:
@@ -541,9 +550,22 @@ def test_the_console_shows_the_ship_by_deadline_and_how_late_it_shipped(
     assert re.search(r'id="lateness">2 h [01] min late<', page.text), page.text
     api = client.get(f"/api/v1/orders/{order_id}", headers=w["merchant1"]).json()
     assert api["status"] == "shipped" and 120 <= api["shipped_late_minutes"] <= 121
+    assert "Parcel tracking" in page.text and "Handed to the carrier" in page.text
     client.cookies.set("tl_lang", "zh_Hans")
     assert "迟发 2 小时" in client.get(shipped.headers["location"]).text
     client.cookies.set("tl_lang", "en")
+
+    # Two days later the tracking service has reported every stage: the buyer sees the journey.
+    run(_deliver_tracking(settings, dt.timedelta(hours=49)))
+    sign_in(client, "buyer1")
+    mine = client.get(f"/orders/{order_id}").text
+    stages = ["Delivered to the address", "In transit", "Picked up by the carrier", "Handed to the carrier"]
+    assert all(stage in mine for stage in stages)
+    assert [mine.index(stage) for stage in stages] == sorted(
+        mine.index(stage) for stage in stages
+    )  # newest first
+    assert "已签收" in mine  # the carrier's own place note
+    assert client.get(f"/api/v1/orders/{order_id}", headers=w["buyer1"]).json()["status"] == "delivered"
 
 
 def test_buyer_cancels_an_unpaid_order_and_the_stock_returns(client: TestClient, shop_world: dict) -> None:

@@ -38,5 +38,6 @@ class ShipmentOut(msgspec.Struct):
     tracking_no: str
     stage: str
     stage_at: dt.datetime
+    shipped_at: dt.datetime  # handed to the carrier
     delivered_at: dt.datetime | None
     events: list[TrackingEventOut]

@@ -90,7 +90,7 @@ async def shipments_of_order(session: AsyncSession, viewer: Principal, order_id:
     events = await repo.events_of(session, [(s.carrier, s.tracking_no) for s in shipments])
     return [
         ShipmentOut(
-            s.id, s.order_id, s.leg, s.carrier, s.tracking_no, s.stage, s.stage_at, s.delivered_at,
+            s.id, s.order_id, s.leg, s.carrier, s.tracking_no, s.stage, s.stage_at, s.created_at, s.delivered_at,
             [TrackingEventOut(e.stage, e.at, e.location) for e in events
              if (e.carrier, e.tracking_no) == (s.carrier, s.tracking_no)],
         )
