@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustlive.fulfillment.models import SandboxTrackingDelivery, Shipment, TrackingEvent
+from trustlive.fulfillment.models import Shipment, TrackingEvent
 
 
 def _is_pg(session: AsyncSession) -> bool:
@@ -55,12 +55,3 @@ async def events_of(session: AsyncSession, parcels: list[tuple[str, str]]) -> li
 async def tracking_event(session: AsyncSession, provider: str, event_id: str) -> TrackingEvent | None:
     stmt = select(TrackingEvent).where(TrackingEvent.provider == provider, TrackingEvent.event_id == event_id)
     return await session.scalar(stmt)
-
-
-async def pending_deliveries(session: AsyncSession) -> list[SandboxTrackingDelivery]:
-    stmt = (
-        select(SandboxTrackingDelivery)
-        .where(SandboxTrackingDelivery.delivered_at.is_(None))
-        .order_by(SandboxTrackingDelivery.id)
-    )
-    return list(await session.scalars(stmt))

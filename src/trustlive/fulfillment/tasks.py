@@ -1,12 +1,11 @@
 """Background work of fulfillment: the sandbox tracking service delivers its due events (claims,
 retries with backoff and the test knobs are ``trustlive.webhook_delivery``'s, shared with the
-payment sandbox). By default in process, through ``service.handle_webhook`` as the HTTP endpoint
-runs it; ``http_sender`` delivers over HTTP instead."""
+payment sandbox). In process, through ``service.handle_webhook`` as the HTTP endpoint runs it (pass
+``send=webhook_delivery.http_sender(client, path)`` to go over HTTP)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,8 +17,6 @@ from trustlive.fulfillment.models import SandboxTrackingDelivery
 from trustlive.fulfillment.tracking import SANDBOX, SandboxTracker, get_tracker
 from trustlive.orders.service import OrderPolicy
 from trustlive.webhook_delivery import DeliveryReport, Sender
-
-WEBHOOK_PATH = "/api/v1/logistics/webhooks/sandbox"
 
 
 def local_sender(
@@ -33,11 +30,6 @@ def local_sender(
             session, get_tracker(settings, SANDBOX), headers, body, now, policy
         ),
     )
-
-
-def http_sender(client: Any, path: str = WEBHOOK_PATH) -> Sender:
-    """Deliver over HTTP (``webhook_delivery.http_sender``) to the tracking webhook."""
-    return webhook_delivery.http_sender(client, path)
 
 
 async def deliver_tracking(

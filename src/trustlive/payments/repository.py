@@ -24,7 +24,6 @@ from trustlive.payments.models import (
     RefundStatus,
     SandboxCharge,
     SandboxRefund,
-    SandboxWebhookDelivery,
     WebhookEvent,
 )
 
@@ -286,12 +285,3 @@ async def add_sandbox_refund(session: AsyncSession, charge_id: int, amount: int)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
-
-
-async def pending_deliveries(session: AsyncSession) -> list[SandboxWebhookDelivery]:
-    stmt = (
-        select(SandboxWebhookDelivery)
-        .where(SandboxWebhookDelivery.delivered_at.is_(None))
-        .order_by(SandboxWebhookDelivery.id)
-    )
-    return list(await session.scalars(stmt))
