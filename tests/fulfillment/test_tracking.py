@@ -143,12 +143,19 @@ def test_forged_repeated_and_late_events_change_nothing(db_url: str, tmp_path: P
                     with pytest.raises(DomainError) as err:
                         await service.handle_webhook(s, tracker, headers, payload, later)
                     assert (err.value.status_code, err.value.code) == (400, "bad_signature")
-            bad = json.dumps({"id": "x", "type": "tracking.updated", "created": 1, "data": {
-                "carrier": "SF", "tracking_no": "SF1234567890", "stage": "teleported", "at": 1}}).encode()  # fmt: skip
-            async with transaction(w.sessionmaker) as s:
-                with pytest.raises(DomainError) as err:
-                    await service.handle_webhook(s, tracker, tracker.signed_headers(bad, later), bad, later)
-                assert err.value.code == "bad_payload"
+            for stage, at in (
+                ("teleported", 1),
+                ("delivered", 2**39),
+                ("delivered", -1),
+            ):  # 2**39: year 19391
+                bad = json.dumps({"id": "x", "type": "tracking.updated", "created": 1, "data": {
+                    "carrier": "SF", "tracking_no": "SF1234567890", "stage": stage, "at": at}}).encode()  # fmt: skip
+                async with transaction(w.sessionmaker) as s:
+                    with pytest.raises(DomainError) as err:
+                        await service.handle_webhook(
+                            s, tracker, tracker.signed_headers(bad, later), bad, later
+                        )
+                    assert err.value.code == "bad_payload", (stage, at)
             assert await rows(w, TrackingEvent) == []
             [order] = await rows(w, Order, id=order_id)
             assert order.status == "shipped"

@@ -32,6 +32,9 @@ from trustlive.fulfillment.schemas import TrackingUpdate
 from trustlive.signing import check_signature, sign
 
 SANDBOX = "sandbox"
+# Event times beyond this (year 3058) are refused: later ones do not fit a datetime, or not once
+# the auto-confirm days are added to a delivery.
+MAX_EVENT_TIME = 2**35
 SIGNATURE_HEADER = "x-sandbox-signature"
 # When each stage happens after the parcel is handed over (a domestic parcel's usual pace).
 SANDBOX_TIMELINE = (
@@ -145,7 +148,7 @@ def parse_sandbox_event(body: bytes) -> TrackingUpdate:
         or not 0 < len(data.carrier) <= 32
         or not 0 < len(data.tracking_no) <= 64
         or len(data.location) > 64
-        or not 0 <= data.at < 2**40
+        or not 0 <= data.at < MAX_EVENT_TIME
     ):
         raise BadRequest("unsupported or out-of-range tracking event", code="bad_payload")
     at = dt.datetime.fromtimestamp(data.at, dt.UTC)
