@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -96,6 +97,24 @@ def _json_insert(shape: tuple[tuple[str, tuple[str, ...]], ...], suffix: str) ->
         )
     ctes = ", ".join(f"part{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
     return text(f"{'WITH ' + ctes + ' ' if ctes else ''}{inserts[-1]} {suffix}")
+
+
+async def add_once(
+    session: AsyncSession, row: Any, existing: Callable[[], Awaitable[Any | None]]
+) -> Any | None:
+    """Insert ``row`` in a savepoint and return None; or, when a unique constraint refuses it
+    because the same record is there already (a retried request, a webhook event seen before, a
+    concurrent twin that committed first), add nothing and return that record, as ``existing()``
+    finds it. Any other integrity error is raised."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        if (found := await existing()) is None:
+            raise
+        return found
+    return None
 
 
 def utcnow() -> dt.datetime:

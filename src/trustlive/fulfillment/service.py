@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
-from trustlive.db import utcnow
+from trustlive.db import add_once, utcnow
 from trustlive.fulfillment import repository as repo
 from trustlive.fulfillment.models import STAGES, Shipment, TrackingEvent
 from trustlive.fulfillment.schemas import ShipmentOut, TrackingAck, TrackingEventOut, TrackingUpdate
@@ -53,13 +52,10 @@ async def handle_webhook(
         stage=update.stage, at=update.at, location=update.location, received_at=now or utcnow(),
         outcome="unknown_shipment" if not shipments else "stale",
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(record)
-            await session.flush()
-    except IntegrityError:
-        if await repo.tracking_event(session, tracker.name, update.id) is None:
-            raise
+    if (
+        await add_once(session, record, lambda: repo.tracking_event(session, tracker.name, update.id))
+        is not None
+    ):
         return TrackingAck(True, update.id, "duplicate")
     for shipment in shipments:
         if await _advance(session, shipment, update, policy):

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive import events
@@ -28,7 +27,7 @@ from trustlive.accounts import service as accounts
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
-from trustlive.db import transaction, utcnow
+from trustlive.db import add_once, transaction, utcnow
 from trustlive.errors import (
     Conflict,
     DomainError,
@@ -384,15 +383,10 @@ async def _create_orders(
     orders = _build_orders(buyer, data, merged, skus, terms, address, now, policy)
     checkout = Checkout(buyer_id=buyer.id, idempotency_key=key, request_hash=request_hash,
                         total_fen=sum(o.total_fen for o in orders), created_at=now)  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(checkout)
-            await session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        existing = await repo.find_checkout(session, buyer.id, key)
-        if existing is None:
-            raise
+    # A concurrent request with the same key may have committed first: answer as it did.
+    if (
+        existing := await add_once(session, checkout, lambda: repo.find_checkout(session, buyer.id, key))
+    ) is not None:
         return await _replay(session, existing, request_hash)
     for order in orders:
         order.checkout_id = checkout.id

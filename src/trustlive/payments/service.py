@@ -34,14 +34,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive import events
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
-from trustlive.db import utcnow
+from trustlive.db import add_once, utcnow
 from trustlive.errors import (
     Conflict,
     Forbidden,
@@ -218,15 +217,10 @@ async def create_payment(
         status=IntentStatus.requires_payment, provider=provider.name, idempotency_key=key,
         request_hash=request_hash, created_at=utcnow(),
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(intent)
-            await session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        existing = await repo.intent_by_key(session, buyer.id, key)
-        if existing is None:
-            raise
+    # A concurrent request with the same key may have committed first: answer as it did.
+    if (
+        existing := await add_once(session, intent, lambda: repo.intent_by_key(session, buyer.id, key))
+    ) is not None:
         return _replay(existing, request_hash)
     for order in payable:
         session.add(PaymentIntentOrder(intent_id=intent.id, order_id=order.id, amount_fen=order.total_fen))
@@ -324,13 +318,10 @@ async def handle_webhook(
         provider=provider.name, event_id=event.id, type=event.type, provider_ref=event.provider_ref,
         payload=msgspec.to_builtins(event), received_at=now, outcome="received",
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(record)
-            await session.flush()
-    except IntegrityError:
-        if await repo.webhook_event(session, provider.name, event.id) is None:
-            raise
+    if (
+        await add_once(session, record, lambda: repo.webhook_event(session, provider.name, event.id))
+        is not None
+    ):
         return WebhookAck(True, event.id, "duplicate")
     record.outcome = await _apply(session, provider, event, now, policy)
     await session.flush()
@@ -457,14 +448,7 @@ async def _insert_refund(
         reason=reason[:200], idempotency_key=key, request_hash=request_hash, created_by=actor_id,
         created_at=now, next_submit_at=now,
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(item)
-            await session.flush()
-    except IntegrityError:
-        existing = await repo.refund_by_key(session, key)
-        if existing is None:
-            raise
+    if (existing := await add_once(session, item, lambda: repo.refund_by_key(session, key))) is not None:
         return existing, False
     return item, True
 
