@@ -81,8 +81,13 @@ async def _advance(
 async def shipments_of_order(session: AsyncSession, viewer: Principal, order_id: int) -> list[ShipmentOut]:
     """The order's parcels with their journeys, for the buyer, the shop and ops (404 for anyone
     else, like the order itself)."""
-    await orders.get_order(session, viewer, order_id)
-    shipments = await repo.shipments_of(session, order_id)
+    return await journeys(session, await orders.get_order(session, viewer, order_id))
+
+
+async def journeys(session: AsyncSession, order: OrderOut) -> list[ShipmentOut]:
+    """The parcels of an order its reader was already allowed to see (``order`` comes from
+    ``orders.get_order``), for pages that show the order anyway."""
+    shipments = await repo.shipments_of(session, order.id)
     events = await repo.events_of(session, [(s.carrier, s.tracking_no) for s in shipments])
     return [
         ShipmentOut(

@@ -531,7 +531,7 @@ async def _order_page(db: AsyncSession, me: Principal, order_id: int, **extra: A
         "payment_state": paying,
         "shop_name": (await _shop_names(db, [order.shop_id])).get(order.shop_id, ""),
         "minutes_left": _minutes_left(order.pay_deadline),
-        "shipments": await fulfillment.shipments_of_order(db, me, order.id) if order.shipped_at else [],
+        "shipments": await fulfillment.journeys(db, order) if order.shipped_at else [],
         "error": None,
         "notice": None,
         **extra,
@@ -654,7 +654,7 @@ async def console_order_page(
         {"order": order, "auto_confirm_days": policy.auto_confirm_days, "now": utcnow(), "form": {}, "error": error,
          "error_form": None, "bad": set(), "saved": None, "refund_key": _new_key(),
          "refundable_fen": max(order.paid_fen - order.refunded_fen, 0),
-         "shipments": await fulfillment.shipments_of_order(db, me, order.id) if order.shipped_at else [], **extra},
+         "shipments": await fulfillment.journeys(db, order) if order.shipped_at else [], **extra},
     )  # fmt: skip
     return Template("orders/console_detail.html", context=context, status_code=status)
 
