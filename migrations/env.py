@@ -25,15 +25,39 @@ def _include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untype
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite rebuilds a table to change its constraints (batch mode: copy, drop, rename), and
+        # with foreign keys on, dropping a table that other rows refer to fails. SQLite's own
+        # procedure for schema changes: keys off outside the transaction, check them before commit.
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
         include_object=_include,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows with broken foreign keys: {broken[:5]}")
+    finally:
+        if sqlite:
+            _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _pragma(connection: Connection, sql: str) -> None:
+    """Run a PRAGMA on the driver's connection, outside any transaction (where SQLite ignores
+    foreign_keys), without SQLAlchemy beginning one."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 async def _run_async() -> None:

@@ -26,6 +26,9 @@ from trustlive import models as _models  # noqa: F401  (every table mapped befor
 from trustlive.accounts import api as accounts_api
 from trustlive.accounts import pages as accounts_pages
 from trustlive.accounts import service as accounts
+from trustlive.aftersales import api as aftersales_api
+from trustlive.aftersales import pages as aftersales_pages
+from trustlive.aftersales import tasks as aftersales_tasks
 from trustlive.catalog import api as catalog_api
 from trustlive.catalog import pages as catalog_pages
 from trustlive.config import Settings, load_settings
@@ -33,6 +36,7 @@ from trustlive.db import create_engine, create_read_sessionmaker, create_session
 from trustlive.errors import Unauthorized
 from trustlive.events import EventBus, OutboxRelay
 from trustlive.fulfillment import api as fulfillment_api
+from trustlive.fulfillment import pages as fulfillment_pages
 from trustlive.fulfillment import tasks as fulfillment_tasks
 from trustlive.fulfillment.tracking import Tracker, get_tracker
 from trustlive.ledger import api as ledger_api
@@ -45,6 +49,8 @@ from trustlive.orders import tasks as order_tasks
 from trustlive.payments import api as payments_api
 from trustlive.payments import pages as payments_pages
 from trustlive.payments import tasks as payment_tasks
+from trustlive.reviews import api as reviews_api
+from trustlive.reviews import pages as reviews_pages
 from trustlive.scheduler import Scheduler
 from trustlive.web import framework
 from trustlive.web import pages as web_pages
@@ -167,6 +173,7 @@ def create_app(
         scheduler.add("payouts", lambda: ledger_tasks.process_payouts(sessionmaker))
         scheduler.add("payments", lambda: payment_tasks.run_once(sessionmaker, settings))
         scheduler.add("fulfillment", lambda: fulfillment_tasks.run_once(sessionmaker, settings))
+        scheduler.add("aftersales", lambda: aftersales_tasks.run_once(sessionmaker, settings))
         app.state.scheduler = scheduler
         sweeping = (
             asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None
@@ -203,6 +210,8 @@ def create_app(
                     *ledger_api.routes,
                     *payments_api.routes,
                     *fulfillment_api.routes,
+                    *aftersales_api.routes,
+                    *reviews_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -211,6 +220,9 @@ def create_app(
             *orders_pages.routes,
             *ledger_pages.routes,
             *payments_pages.routes,
+            *fulfillment_pages.routes,
+            *aftersales_pages.routes,
+            *reviews_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],

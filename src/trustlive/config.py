@@ -29,6 +29,13 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"TRUSTLIVE_{name} must be an integer, got {raw!r}") from exc
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (_env(name, default) or default).lower()
+    if value not in allowed:
+        raise SystemExit(f"TRUSTLIVE_{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _load_secret(var_dir: Path) -> str:
     """Use TRUSTLIVE_SECRET_KEY, else a key persisted in var/ so sessions survive restarts."""
     explicit = _env("SECRET_KEY")
@@ -69,6 +76,21 @@ class Settings:
     # Shared secret of the tracking webhooks (HMAC); empty = derived from secret_key.
     tracking_webhook_secret: str = ""
     tracking_service: str = "sandbox"  # the parcel tracking service (fulfillment/tracking.py)
+    # QC warehouse (docs/inspection.md): hours from a parcel's arrival to its inspection result,
+    # the lab's fee per inspection (fen) and who pays it ("shop" or "platform").
+    qc_turnaround_hours: int = 48
+    qc_fee_fen: int = 2000
+    qc_fee_payer: str = "shop"
+    # After-sales (docs/aftersales.md): hours the shop has to answer a request before it is
+    # approved automatically; days the buyer has to send a return back; days the shop has, once
+    # the return has arrived, to refund before it is refunded automatically; days the buyer has
+    # to escalate a rejected request to the platform.
+    aftersales_response_hours: int = 48
+    return_ship_days: int = 7
+    return_refund_days: int = 7
+    escalation_days: int = 7
+    # Reviews: hours after posting during which the buyer may still edit a review.
+    review_edit_hours: int = 24
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -105,6 +127,14 @@ def load_settings() -> Settings:
         payment_webhook_secret=_env("PAYMENT_WEBHOOK_SECRET", "") or "",
         tracking_webhook_secret=_env("TRACKING_WEBHOOK_SECRET", "") or "",
         tracking_service=_env("TRACKING_SERVICE", "sandbox") or "sandbox",
+        qc_turnaround_hours=_env_int("QC_TURNAROUND_HOURS", 48),
+        qc_fee_fen=_env_int("QC_FEE_FEN", 2000),
+        qc_fee_payer=_choice("QC_FEE_PAYER", "shop", ("shop", "platform")),
+        aftersales_response_hours=_env_int("AFTERSALES_RESPONSE_HOURS", 48),
+        return_ship_days=_env_int("RETURN_SHIP_DAYS", 7),
+        return_refund_days=_env_int("RETURN_REFUND_DAYS", 7),
+        escalation_days=_env_int("ESCALATION_DAYS", 7),
+        review_edit_hours=_env_int("REVIEW_EDIT_HOURS", 24),
         debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
     )
 

@@ -878,3 +878,43 @@ def test_ops_refund_lands_on_the_order_and_the_timeline_reads_well(
     client.cookies.set("tl_lang", "zh_Hans")
     zh = client.get(f"/orders/{order_id}").text
     assert "已付款，支付单号" in zh and "payment payment:" not in zh
+
+
+def test_owner_sets_return_terms_and_the_address_stays_private(client: TestClient, shop_world: dict) -> None:
+    w = shop_world
+    token = sign_in(client, "merchant2")
+    shop_id = str(w["shop2"]["id"])
+    page = client.get(f"/console/shipping?shop={shop_id}")
+    assert (
+        page.status_code == 200
+        and 'action="/console/returns"' in page.text
+        and "No return address" in page.text
+    )
+    good = {"recipient": "退货组", "phone": "13900000000", "region": "广东省深圳市南山区", "detail": "科技园 8 号",
+            "covers": "1", "shop_id": shop_id, "_csrf_token": token}  # fmt: skip
+    bad = client.post("/console/returns", data={**good, "phone": "call me"})
+    assert bad.status_code == 422 and "phone" in marked(bad.text)
+    assert client.get(f"/api/v1/shops/{shop_id}/terms").json()["return_address"] is None
+    saved = client.post("/console/returns", data=good, follow_redirects=False)
+    assert saved.status_code == 303
+    page = client.get(saved.headers["location"])
+    assert "科技园 8 号" in page.text and "checked" in page.text
+    mine = client.get(f"/api/v1/shops/{shop_id}/terms").json()
+    assert mine["covers_return_shipping"] is True and mine["return_address"]["detail"] == "科技园 8 号"
+    # Visitors learn whether the shop pays return postage, not where it lives.
+    client.cookies.clear()
+    public = client.get(f"/api/v1/shops/{shop_id}/terms").json()
+    assert public["covers_return_shipping"] is True and public["return_address"] is None
+    # Someone else's shop: refused, unchanged; the JSON API has the same rules.
+    other = token_for(client, "merchant1")
+    body = {"return_address": {k: good[k] for k in ("recipient", "phone", "region", "detail")}}
+    assert client.put(f"/api/v1/shops/{shop_id}/returns", json=body, headers=other).status_code == 403
+    assert (
+        client.put(f"/api/v1/shops/{w['shop1']['id']}/returns", json=body, headers=other).status_code == 200
+    )
+    assert (
+        client.put(
+            f"/api/v1/shops/{w['shop1']['id']}/returns", json={"return_address": {}}, headers=other
+        ).status_code
+        == 422
+    )

@@ -383,3 +383,183 @@ def test_late_minutes_rounds_up_and_needs_a_deadline() -> None:
     assert orders.late_minutes(due, due + dt.timedelta(seconds=1)) == 1
     assert orders.late_minutes(due, due + dt.timedelta(hours=2)) == 120
     assert orders.late_minutes(None, due) is None  # paid before deadlines existed, never backfilled
+
+
+# --- refunds for a line or for shipping, settlement holds, inspected orders --------------------
+
+
+async def _second_product(w: World, price: int) -> int:
+    """A second product in shop 0 (kids, 5% fee, 20% commission): its SKU id."""
+    from trustlive.catalog import service as catalog
+    from trustlive.catalog.schemas import ProductIn, SkuIn
+
+    async with transaction(w.sessionmaker) as s:
+        category = (
+            await catalog.product_detail(s, w.merchants[0], await _product_of(s, w.skus[0]))
+        ).category_id
+        product = await catalog.create_product(s, w.merchants[0], w.shops[0], ProductIn(
+            title="第二件", category_id=category, commission_bp=2000, skus=[SkuIn(price_fen=price, stock=5)],
+        ))  # fmt: skip
+        await catalog.publish(s, w.merchants[0], product.id)
+        return (await catalog.product_detail(s, w.merchants[0], product.id)).skus[0].id
+
+
+async def _product_of(s, sku_id: int) -> int:  # type: ignore[no-untyped-def]
+    from trustlive.catalog.models import Sku
+
+    return await s.scalar(select(Sku.product_id).where(Sku.id == sku_id))
+
+
+async def _completed(w: World, *items: tuple[int, int], key: str) -> Order:
+    order = (await place(w, 0, *items, key=key, source="live_room", creator_id=w.creator.id)).orders[0]
+    await pay(w, order.id)
+    async with transaction(w.sessionmaker) as s:
+        await orders.ship_order(s, w.merchants[0], order.id, ShipIn(carrier="SF", tracking_no=f"SF{key}"))
+        await orders.confirm_receipt(s, w.buyers[0], order.id)
+    return order
+
+
+async def _refund(w: World, order_id: int, amount: int, **parts: object) -> None:
+    async with transaction(w.sessionmaker) as s:
+        await orders.record_refund(s, order_id, amount, "test", **parts)  # type: ignore[arg-type]
+        await ledger.post(s, kind="refund", ref=f"order:{order_id}", idempotency_key=f"r:{order_id}:{amount}",
+                          postings=ledger.refund_postings(amount))  # fmt: skip
+
+
+async def _wallets(w: World) -> dict[str, int]:
+    async with transaction(w.sessionmaker) as s:
+        return {
+            "fee": await ledger.balance(s, ledger.PLATFORM_FEE_REVENUE),
+            "creator": await ledger.balance(s, ledger.creator_payable(w.creator.id)),
+            "shop": await ledger.balance(s, ledger.shop_payable(w.shops[0])),
+            "escrow": await ledger.balance(s, ledger.ESCROW),
+        }
+
+
+def test_a_refund_for_a_line_comes_off_that_line_at_settlement(db_url: str) -> None:
+    """A returned line loses its fee and commission base; the other line keeps all of its own
+    (spread pro rata, the creator would have lost commission on the item the buyer kept)."""
+
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            await set_shipping(w, 0, flat=1000, free_over=None)
+            sku_b = await _second_product(w, 10000)
+            order = await _completed(w, (w.skus[0], 1), (sku_b, 1), key="L1")
+            async with transaction(w.sessionmaker) as s:
+                detail = await orders.load_order(s, order.id)
+            line_a, line_b = sorted(detail.lines, key=lambda x: x.unit_price_fen)
+            # Refused parts change nothing: more than the line, an unknown line, parts above the amount.
+            for amount, parts, code in (
+                (10001, {"lines": {line_b.id: 10001}}, "refund_exceeds_line"),
+                (500, {"lines": {999999: 500}}, "line_not_found"),
+                (500, {"lines": {line_a.id: 400}, "shipping_fen": 200}, "validation_error"),
+                (1001, {"shipping_fen": 1001}, "refund_exceeds_shipping"),
+            ):
+                async with transaction(w.sessionmaker) as s:
+                    with pytest.raises(DomainError) as info:
+                        await orders.record_refund(s, order.id, amount, "x", **parts)  # type: ignore[arg-type]
+                    assert info.value.code == code
+            async with transaction(w.sessionmaker) as s:
+                unchanged = await orders.load_order(s, order.id)
+            assert unchanged.refunded_fen == 0 and all(x.refunded_fen == 0 for x in unchanged.lines)
+            # The buyer returns line B and gets the shipping back too (the shop's mistake).
+            await _refund(w, order.id, 11000, lines={line_b.id: 10000}, shipping_fen=1000)
+            async with transaction(w.sessionmaker) as s:
+                after = await orders.load_order(s, order.id)
+            assert after.refunded_fen == 11000 and after.shipping_refunded_fen == 1000
+            assert {x.id: x.refunded_fen for x in after.lines} == {line_a.id: 0, line_b.id: 10000}
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8)) == 1
+            # Line A alone: base 5900, fee 5% = 295, commission 20% = 1180; escrow 16900 - 11000 = 5900.
+            assert await _wallets(w) == {"fee": 295, "creator": 1180, "shop": 5900 - 295 - 1180, "escrow": 0}
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_an_unallocated_refund_is_spread_over_what_is_left_of_the_goods(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            sku_b = await _second_product(w, 10000)
+            order = await _completed(w, (w.skus[0], 1), (sku_b, 1), key="L2")
+            async with transaction(w.sessionmaker) as s:
+                lines = sorted((await orders.load_order(s, order.id)).lines, key=lambda x: x.unit_price_fen)
+            await _refund(w, order.id, 2900, lines={lines[0].id: 2900})  # half of line A, for line A
+            await _refund(w, order.id, 1300)  # a goodwill refund: pro rata over 3000 (A) and 10000 (B)
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8)) == 1
+            # A: 3000 - 300 = 2700; B: 10000 - 1000 = 9000. Fees 135 + 450, commissions 540 + 1800.
+            escrow = 15900 - 2900 - 1300
+            assert await _wallets(w) == {
+                "fee": 585,
+                "creator": 2340,
+                "shop": escrow - 585 - 2340,
+                "escrow": 0,
+            }
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_settlement_waits_while_an_after_sales_request_holds_it(db_url: str) -> None:
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = await _completed(w, (w.skus[0], 1), key="H1")
+            async with transaction(w.sessionmaker) as s:
+                await orders.hold_settlement(s, order.id)
+                await orders.hold_settlement(s, order.id)  # two requests open
+            later = utcnow() + dt.timedelta(days=8)
+            assert await tasks.settle(w.sessionmaker, later) == 0
+            async with transaction(w.sessionmaker) as s:
+                assert await orders.settle_order(s, order.id, later) is False  # the step refuses too
+                await orders.release_settlement(s, order.id)
+            assert await tasks.settle(w.sessionmaker, later) == 0
+            async with transaction(w.sessionmaker) as s:
+                await orders.release_settlement(s, order.id)
+                await orders.release_settlement(s, order.id)  # never below zero
+            assert await tasks.settle(w.sessionmaker, later) == 1
+            async with transaction(w.sessionmaker) as s:
+                settled = await s.get(Order, order.id)
+                assert settled.status == "settled" and settled.settlement_holds == 0
+                with pytest.raises(DomainError) as info:
+                    await orders.hold_settlement(s, order.id)
+                assert info.value.code == "already_settled"
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_an_inspected_order_is_received_only_from_the_qc_warehouse(db_url: str) -> None:
+    """Shop 1 sells jade (inspection required): its parcel goes to the QC warehouse, so neither
+    the buyer's confirmation nor the shop's "delivered" can close the order while it is shipped."""
+
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = (await place(w, 0, (w.skus[1], 1), key="Q1")).orders[0]
+            await pay(w, order.id)
+            async with transaction(w.sessionmaker) as s:
+                shipped = await orders.ship_order(
+                    s, w.merchants[1], order.id, ShipIn(carrier="SF", tracking_no="SFQ1")
+                )
+                assert shipped.requires_inspection
+            for actor, call, code in (
+                (w.buyers[0], orders.confirm_receipt, "awaiting_inspection"),
+                (w.merchants[1], orders.mark_delivered, "inspection_route"),
+            ):
+                async with transaction(w.sessionmaker) as s:
+                    with pytest.raises(DomainError) as info:
+                        await call(s, actor, order.id)
+                    assert info.value.code == code
+            async with transaction(w.sessionmaker) as s:
+                assert (await s.get(Order, order.id)).status == "shipped"
+                assert (await orders.mark_delivered(s, w.ops, order.id)).status == "delivered"  # ops may
+                assert (await orders.confirm_receipt(s, w.buyers[0], order.id)).status == "completed"
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())

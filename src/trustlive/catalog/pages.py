@@ -32,6 +32,7 @@ from trustlive.catalog.schemas import (
 )
 from trustlive.config import Settings
 from trustlive.errors import DomainError, Forbidden, ValidationFailed
+from trustlive.reviews import service as reviews
 from trustlive.web.forms import (
     bad_fields,
     checked,
@@ -156,6 +157,7 @@ async def product_page(product_id: int, db: AsyncSession, viewer: Principal | No
             "max_price": max((s.price_fen for s in skus), default=0),
             "stock": sum(s.stock for s in skus),
             "manages": manages,
+            "reviews": await reviews.product_reviews(db, product_id),
         },
     )
 

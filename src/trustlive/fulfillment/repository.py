@@ -32,6 +32,15 @@ async def shipments_of(session: AsyncSession, order_id: int) -> list[Shipment]:
     )
 
 
+async def shipments_of_orders(session: AsyncSession, order_ids: list[int], leg: str | None) -> list[Shipment]:
+    if not order_ids:
+        return []
+    stmt = select(Shipment).where(Shipment.order_id.in_(sorted(set(order_ids))))
+    if leg is not None:
+        stmt = stmt.where(Shipment.leg == leg)
+    return list(await session.scalars(stmt.order_by(Shipment.id)))
+
+
 async def events_of(session: AsyncSession, parcels: list[tuple[str, str]]) -> list[TrackingEvent]:
     """The accepted events of these (carrier, tracking number) parcels, oldest first."""
     if not parcels:

@@ -17,7 +17,17 @@ from trustlive.fulfillment.tracking import Tracker
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import OrderOut, ShipIn
 
+# A shipment's leg: where the parcel goes. The seller ships ``to_buyer``, or ``to_qc`` when the
+# order must be inspected first (先鉴后发); the QC warehouse forwards a passed item ``qc_to_buyer``
+# and sends a failed one back ``qc_to_seller``; a buyer's return goes back ``return``.
 TO_BUYER = "to_buyer"
+TO_QC = "to_qc"
+QC_TO_BUYER = "qc_to_buyer"
+QC_TO_SELLER = "qc_to_seller"
+RETURN = "return"
+LEGS = (TO_BUYER, TO_QC, QC_TO_BUYER, QC_TO_SELLER, RETURN)
+# Legs whose delivery is the buyer receiving the order (starts auto-confirm).
+DELIVERS_ORDER = frozenset({TO_BUYER, QC_TO_BUYER})
 
 
 async def ship(
@@ -33,6 +43,32 @@ async def ship(
     tracker.subscribe(session, order.carrier, order.tracking_no, order.shipped_at)
     await session.flush()
     return order
+
+
+async def send_parcel(
+    session: AsyncSession, order_id: int, leg: str, carrier: str, tracking_no: str, tracker: Tracker,
+    at: dt.datetime | None = None,
+) -> Shipment:  # fmt: skip
+    """For other domains (the QC warehouse's forward and return legs, a buyer's return): record a
+    parcel of ``order_id`` on its ``leg`` and have the tracking service report its stages. The
+    caller has checked who may send it; the order's own status is not touched here."""
+    if leg not in LEGS:
+        raise ValueError(f"unknown leg {leg!r}")
+    at = at or utcnow()
+    shipment = Shipment(order_id=order_id, leg=leg, carrier=carrier, tracking_no=tracking_no, stage=STAGES[0],
+                        stage_at=at, created_at=at)  # fmt: skip
+    session.add(shipment)
+    tracker.subscribe(session, carrier, tracking_no, at)
+    await session.flush()
+    return shipment
+
+
+async def parcels_of(
+    session: AsyncSession, order_ids: list[int], leg: str | None = None
+) -> list[ShipmentOut]:
+    """For other domains: the parcels of these orders (on one leg, if given), without their
+    journeys, oldest first. No permission check."""
+    return [_shipment_out(s, []) for s in await repo.shipments_of_orders(session, order_ids, leg)]
 
 
 async def handle_webhook(
@@ -73,7 +109,7 @@ async def _advance(
     shipment.stage, shipment.stage_at = update.stage, update.at
     if update.stage == "delivered":
         shipment.delivered_at = update.at
-        if shipment.leg == TO_BUYER:
+        if shipment.leg in DELIVERS_ORDER:
             await orders.carrier_delivered(session, shipment.order_id, update.at, shipment.carrier, policy)
     return True
 
@@ -90,10 +126,17 @@ async def journeys(session: AsyncSession, order: OrderOut) -> list[ShipmentOut]:
     shipments = await repo.shipments_of(session, order.id)
     events = await repo.events_of(session, [(s.carrier, s.tracking_no) for s in shipments])
     return [
-        ShipmentOut(
-            s.id, s.order_id, s.leg, s.carrier, s.tracking_no, s.stage, s.stage_at, s.created_at, s.delivered_at,
-            [TrackingEventOut(e.stage, e.at, e.location) for e in events
-             if (e.carrier, e.tracking_no) == (s.carrier, s.tracking_no)],
-        )
+        _shipment_out(s, [TrackingEventOut(e.stage, e.at, e.location) for e in events
+                          if (e.carrier, e.tracking_no) == (s.carrier, s.tracking_no)])
         for s in shipments
     ]  # fmt: skip
+
+
+def _shipment_out(s: Shipment, events: list[TrackingEventOut]) -> ShipmentOut:
+    return ShipmentOut(s.id, s.order_id, s.leg, s.carrier, s.tracking_no, s.stage, s.stage_at, s.created_at,
+                       s.delivered_at, events)  # fmt: skip
+
+
+async def qc_of_order(session: AsyncSession, order: OrderOut) -> object | None:
+    """What the order pages show about the order's inspection (None when it has none)."""
+    return None

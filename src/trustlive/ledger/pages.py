@@ -53,6 +53,7 @@ ACCOUNT_LABELS = {
     service.EXTERNAL_BUYER_PAYMENTS: N_("Paid in by buyers (outside world)"),
     service.EXTERNAL_BUYER_REFUNDS: N_("Refunded to buyers (outside world)"),
     service.EXTERNAL_PAYOUTS: N_("Paid out to banks (outside world)"),
+    service.EXTERNAL_INSPECTION_FEES: N_("Inspection fees paid to labs (outside world)"),
 }
 FILTERS = (
     ("", N_("All")),

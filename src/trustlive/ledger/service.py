@@ -68,6 +68,7 @@ PAYOUTS_PENDING = "payouts:pending"
 EXTERNAL_BUYER_PAYMENTS = "external:buyer_payments"
 EXTERNAL_BUYER_REFUNDS = "external:buyer_refunds"
 EXTERNAL_PAYOUTS = "external:payouts"
+EXTERNAL_INSPECTION_FEES = "external:inspection_fees"  # paid to the accredited labs
 FIXED_ACCOUNTS = frozenset(
     {
         ESCROW,
@@ -77,6 +78,7 @@ FIXED_ACCOUNTS = frozenset(
         EXTERNAL_BUYER_PAYMENTS,
         EXTERNAL_BUYER_REFUNDS,
         EXTERNAL_PAYOUTS,
+        EXTERNAL_INSPECTION_FEES,
     }
 )
 _OWNED_RE = re.compile(r"^(shop|creator):([1-9][0-9]{0,17}):payable$")
@@ -122,7 +124,7 @@ def parse_account(value: object, *, field: str = "account") -> Account:
     raise ValidationFailed(
         f"{field}: {str(value)[:80]!r} is not a ledger account (escrow, shop:<id>:payable, "
         "creator:<id>:payable, platform:fee_revenue, platform:commission_revenue, payouts:pending, "
-        "external:buyer_payments, external:buyer_refunds, external:payouts)",
+        "external:buyer_payments, external:buyer_refunds, external:payouts, external:inspection_fees)",
         code="invalid_account",
         field=field,
     )
@@ -146,6 +148,12 @@ def capture_postings(amount_fen: int) -> Postings:
 def refund_postings(amount_fen: int) -> Postings:
     """Escrowed money goes back to the buyer (full or partial refund)."""
     return transfer(ESCROW, EXTERNAL_BUYER_REFUNDS, amount_fen)
+
+
+def inspection_fee_postings(payer: str, amount_fen: int) -> Postings:
+    """The lab's fee for an inspection, paid by ``payer`` (the shop's payable or the platform's fee
+    revenue, as configured) to the lab outside."""
+    return transfer(payer, EXTERNAL_INSPECTION_FEES, amount_fen)
 
 
 def settlement_postings(

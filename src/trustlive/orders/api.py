@@ -25,6 +25,7 @@ from trustlive.orders.schemas import (
     OrderPage,
     OrderPlaced,
     OrderSummary,
+    ReturnsIn,
     ShipIn,
     ShopTermsIn,
     ShopTermsOut,
@@ -90,14 +91,23 @@ async def delete_address(address_id: int, me: Principal, db: AsyncSession) -> No
 
 
 @get("/shops/{shop_id:int}/terms", tags=["orders"], **public())
-async def shop_terms(shop_id: int, db: AsyncSession) -> ShopTermsOut:
-    return await service.get_shop_terms(db, shop_id)
+async def shop_terms(shop_id: int, db: AsyncSession, viewer: Principal | None) -> ShopTermsOut:
+    """Shipping fee, settlement tier and return terms; the return address only for the shop's
+    own people and ops (buyers see it on an approved return)."""
+    return await service.get_shop_terms(db, shop_id, viewer)
 
 
 @put("/shops/{shop_id:int}/shipping", tags=["orders"], **signed_in())
 async def set_shipping(shop_id: int, data: ShopTermsIn, me: Principal, db: AsyncSession) -> ShopTermsOut:
     """The shop owner sets the shipping fee: flat, and free from a goods value (both optional)."""
     return await service.set_shipping(db, me, shop_id, data)
+
+
+@put("/shops/{shop_id:int}/returns", tags=["orders"], **signed_in())
+async def set_returns(shop_id: int, data: ReturnsIn, me: Principal, db: AsyncSession) -> ShopTermsOut:
+    """The shop owner sets the return address (returns and parcels that fail inspection go there)
+    and whether the shop pays the postage of no-reason returns too."""
+    return await service.set_returns(db, me, shop_id, data)
 
 
 # --- cart -------------------------------------------------------------------------------------
@@ -214,7 +224,7 @@ async def confirm_receipt(order_id: int, me: Principal, db: AsyncSession) -> Ord
 
 
 routes = [
-    list_addresses, add_address, delete_address, shop_terms, set_shipping,
+    list_addresses, add_address, delete_address, shop_terms, set_shipping, set_returns,
     view_cart, add_to_cart, set_quantity, remove_from_cart, checkout_cart,
     place_order, my_orders, shop_orders, order_detail, cancel, ship, delivered, confirm_receipt,
 ]  # fmt: skip

@@ -72,6 +72,9 @@ class ShopTerms(Base):
     flat_fee_fen: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     free_over_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     settlement_delay_days: Mapped[int] = mapped_column(Integer, default=7, nullable=False)
+    # Returns: some shops pay the postage of no-reason returns too (the buyer sends freight collect).
+    covers_return_shipping: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    return_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
     )
@@ -121,6 +124,10 @@ class Order(TimestampMixin, Base):
             "goods_fen >= 0 AND shipping_fen >= 0 AND total_fen = goods_fen + shipping_fen", name="sums"
         ),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= paid_fen", name="refunds"),
+        CheckConstraint(
+            "shipping_refunded_fen >= 0 AND shipping_refunded_fen <= shipping_fen", name="shipping_refunds"
+        ),
+        CheckConstraint("settlement_holds >= 0", name="settlement_holds"),
         # Deadline sweepers find due work through these. Each holds only the orders in the status
         # its deadline belongs to, so an order is in one of them at most: a new order costs one
         # index entry here, not three (repository.due_orders names the status as a literal).
@@ -145,6 +152,10 @@ class Order(TimestampMixin, Base):
     total_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
     paid_fen: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # The part of refunded_fen that was refunded for shipping (the rest is off the goods).
+    shipping_refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # Open after-sales requests: escrow is not split while any is open.
+    settlement_holds: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     address: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)  # snapshot at checkout
     note: Mapped[str] = mapped_column(String(200), default="", nullable=False)
     pay_deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
@@ -173,6 +184,7 @@ class OrderLine(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity"),
         CheckConstraint("unit_price_fen > 0 AND line_total_fen = unit_price_fen * quantity", name="amounts"),
+        CheckConstraint("refunded_fen >= 0 AND refunded_fen <= line_total_fen", name="line_refunds"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -187,6 +199,8 @@ class OrderLine(Base):
     unit_price_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     line_total_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Refunds made for this line (a return of it); order-level refunds are spread at settlement.
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     source: Mapped[str] = mapped_column(String(20), nullable=False)
     creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
     commission_bp: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -26,6 +26,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
+from trustlive.aftersales import service as aftersales
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import utcnow
@@ -39,11 +40,14 @@ from trustlive.orders.schemas import (
     CartCheckoutIn,
     CartItemIn,
     OrderIn,
+    OrderOut,
+    ReturnsIn,
     ShipIn,
     ShopTermsIn,
     SourceName,
 )
 from trustlive.payments import service as payments
+from trustlive.reviews import service as reviews
 from trustlive.web.forms import bad_fields, checked, integer, invalid, parse, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
@@ -205,6 +209,7 @@ async def _product_page(db: AsyncSession, viewer: Principal, product_id: int, **
         "max_price": max((s.price_fen for s in skus), default=0),
         "stock": sum(s.stock for s in skus),
         "manages": await catalog.is_shop_member(db, viewer, product.shop_id),
+        "reviews": await reviews.product_reviews(db, product_id),
         **extra,
     }
     return Template("catalog/product.html", context=context, status_code=status)
@@ -532,11 +537,24 @@ async def _order_page(db: AsyncSession, me: Principal, order_id: int, **extra: A
         "shop_name": (await _shop_names(db, [order.shop_id])).get(order.shop_id, ""),
         "minutes_left": _minutes_left(order.pay_deadline),
         "shipments": await fulfillment.journeys(db, order) if order.shipped_at else [],
+        **await _panels(db, me, order),
+        "is_console": False,
         "error": None,
         "notice": None,
         **extra,
     })  # fmt: skip
     return Template("orders/detail.html", context=context, status_code=status)
+
+
+async def _panels(db: AsyncSession, viewer: Principal, order: OrderOut) -> dict[str, Any]:
+    """What the other domains show on an order page (the buyer's and the shop's): its inspection,
+    its after-sales requests, its reviews. Each domain renders its own part of the page
+    (``fulfillment/_order_qc.html``, ``aftersales/_order_panel.html``, ``reviews/_order_panel.html``)."""
+    return {
+        "qc": await fulfillment.qc_of_order(db, order),
+        "aftersales": await aftersales.order_panel(db, viewer, order),
+        "reviews": await reviews.order_panel(db, viewer, order),
+    }
 
 
 @get("/orders/{order_id:int}", **signed_in())
@@ -654,7 +672,8 @@ async def console_order_page(
         {"order": order, "auto_confirm_days": policy.auto_confirm_days, "now": utcnow(), "form": {}, "error": error,
          "error_form": None, "bad": set(), "saved": None, "refund_key": _new_key(),
          "refundable_fen": max(order.paid_fen - order.refunded_fen, 0),
-         "shipments": await fulfillment.journeys(db, order) if order.shipped_at else [], **extra},
+         "shipments": await fulfillment.journeys(db, order) if order.shipped_at else [],
+         **await _panels(db, me, order), "is_console": True, **extra},
     )  # fmt: skip
     return Template("orders/console_detail.html", context=context, status_code=status)
 
@@ -733,32 +752,65 @@ async def _shipping_page(
     if not shops:
         return Redirect("/console", status_code=303)
     shop = _pick_shop(shops, me, shop_id)
-    terms = await service.get_shop_terms(db, shop.id)
+    terms = await service.get_shop_terms(db, shop.id, me)
     status = extra.pop("status_code", 200)
     form = {
         "flat_fee": yuan(terms.flat_fee_fen) if terms.flat_fee_fen else "",
         "free_over": yuan(terms.free_over_fen) if terms.free_over_fen else "",
     }
+    address = terms.return_address or {}
+    returns_form = {**{k: address.get(k, "") for k in RETURN_FIELDS}, "covers": terms.covers_return_shipping}
     context = _console_context(
-        shops, shop, me, {"terms": terms, "form": form, "error": None, "bad": set(), "saved": False, **extra}
-    )
+        shops, shop, me,
+        {"terms": terms, "form": form, "returns_form": returns_form, "error": None, "error_form": None,
+         "bad": set(), "saved": False, **extra},
+    )  # fmt: skip
     return Template("orders/shipping.html", context=context, status_code=status)
 
 
 @get("/console/shipping", **signed_in())
 async def shipping_page(
-    db: AsyncSession, me: Principal, shop: int | None = None, saved: bool = False
+    db: AsyncSession, me: Principal, shop: int | None = None, saved: Short = ""
 ) -> Template | Redirect:
-    """The shop's shipping fee: flat, and free from a goods value (both optional)."""
+    """The shop's shipping fee (flat, and free from a goods value; both optional) and its return
+    terms (return address, who pays the postage of no-reason returns)."""
     return await _shipping_page(db, me, shop, saved=saved)
+
+
+def _form_shop_id(form: dict[str, str]) -> int | None:
+    value = form.get("shop_id", "")
+    return int(value) if value.isdigit() and 0 < int(value) < MAX_ID else None
+
+
+RETURN_FIELDS = ("recipient", "phone", "region", "detail")
+
+
+@post("/console/returns", **signed_in())
+async def set_returns(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
+    form: dict[str, Any] = {name: text(data, name) for name in ("shop_id", *RETURN_FIELDS)}
+    form["covers"] = checked(data, "covers")
+    shop_id = _form_shop_id(form)
+    try:
+        if shop_id is None:
+            raise invalid("shop_id", gettext("reload the page and try again"))
+        body = {
+            "return_address": {k: form[k] for k in RETURN_FIELDS},
+            "covers_return_shipping": form["covers"],
+        }
+        await service.set_returns(db, me, shop_id, parse(ReturnsIn, body))
+    except DomainError as err:
+        await db.rollback()
+        _fixable(err)
+        bad = {f.removeprefix("return_address.") for f in bad_fields(err)}
+        return await _shipping_page(db, me, shop_id, returns_form=form, error=err, error_form="returns", bad=bad,
+                                    status_code=err.status_code)  # fmt: skip
+    return Redirect(f"/console/shipping?shop={shop_id}&saved=returns", status_code=303)
 
 
 @post("/console/shipping", **signed_in())
 async def set_shipping(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
     form = {name: text(data, name) for name in ("shop_id", "flat_fee", "free_over")}
-    shop_id = (
-        int(form["shop_id"]) if form["shop_id"].isdigit() and 0 < int(form["shop_id"]) < MAX_ID else None
-    )
+    shop_id = _form_shop_id(form)
     try:
         if shop_id is None:
             raise invalid("shop_id", gettext("reload the page and try again"))
@@ -771,9 +823,16 @@ async def set_shipping(data: Form, db: AsyncSession, me: Principal) -> Template 
         await db.rollback()
         _fixable(err)
         return await _shipping_page(
-            db, me, shop_id, form=form, error=err, bad=bad_fields(err), status_code=err.status_code
+            db,
+            me,
+            shop_id,
+            form=form,
+            error=err,
+            error_form="shipping",
+            bad=bad_fields(err),
+            status_code=err.status_code,
         )
-    return Redirect(f"/console/shipping?shop={shop_id}&saved=true", status_code=303)
+    return Redirect(f"/console/shipping?shop={shop_id}&saved=shipping", status_code=303)
 
 
 routes = [
@@ -797,4 +856,5 @@ routes = [
     mark_delivered,
     shipping_page,
     set_shipping,
+    set_returns,
 ]

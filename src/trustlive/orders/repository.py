@@ -174,13 +174,18 @@ async def list_orders(
 
 
 async def transition(
-    session: AsyncSession, order_id: int, from_statuses: tuple[str, ...], to_status: str, **values: Any
-) -> bool:
+    session: AsyncSession, order_id: int, from_statuses: tuple[str, ...], to_status: str, *,
+    unheld: bool = False, **values: Any,
+) -> bool:  # fmt: skip
     """Move one order from one of ``from_statuses`` to ``to_status``; False when it was not in one
-    of them any more (someone else moved it first)."""
+    of them any more (someone else moved it first), or, with ``unheld``, when an after-sales
+    request holds its settlement."""
+    conditions = [Order.id == order_id, Order.status.in_(from_statuses)]
+    if unheld:
+        conditions.append(Order.settlement_holds == 0)
     result = await session.execute(
         update(Order)
-        .where(Order.id == order_id, Order.status.in_(from_statuses))
+        .where(*conditions)
         .values(status=to_status, **values)
         .execution_options(synchronize_session=False)
     )
@@ -198,9 +203,44 @@ async def add_refund(session: AsyncSession, order_id: int, amount: int) -> bool:
     return result.rowcount == 1
 
 
+async def add_line_refund(session: AsyncSession, line_id: int, amount: int) -> bool:
+    """Count a refund made for one line, never beyond the line's total."""
+    result = await session.execute(
+        update(OrderLine)
+        .where(OrderLine.id == line_id, OrderLine.refunded_fen + amount <= OrderLine.line_total_fen)
+        .values(refunded_fen=OrderLine.refunded_fen + amount)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def add_shipping_refund(session: AsyncSession, order_id: int, amount: int) -> bool:
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.shipping_refunded_fen + amount <= Order.shipping_fen)
+        .values(shipping_refunded_fen=Order.shipping_refunded_fen + amount)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def add_settlement_hold(session: AsyncSession, order_id: int, delta: int) -> bool:
+    """Take (+1) or give back (-1) a hold on settlement; a hold is only taken before settlement,
+    and never goes below zero."""
+    stmt = update(Order).where(Order.id == order_id).values(settlement_holds=Order.settlement_holds + delta)
+    if delta > 0:
+        stmt = stmt.where(Order.status != literal("settled"))
+    else:
+        stmt = stmt.where(Order.settlement_holds + delta >= 0)
+    result = await session.execute(stmt.execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 async def due_orders(
-    session: AsyncSession, status: str, column: str, now: dt.datetime, limit: int
+    session: AsyncSession, status: str, column: str, now: dt.datetime, limit: int, *, unheld: bool = False
 ) -> list[int]:
+    """Orders in ``status`` whose ``column`` deadline has come; with ``unheld``, only those no
+    after-sales request holds (held ones wait, and do not crowd out the rest of the batch)."""
     deadline = getattr(Order, column)
     # The status as a literal, so that the planner can use the partial index of that status.
     stmt = (
@@ -210,6 +250,7 @@ async def due_orders(
                 Order.status == literal(str(status), literal_execute=True),
                 deadline.is_not(None),
                 deadline <= now,
+                *([Order.settlement_holds == 0] if unheld else []),
             )
         )
         .order_by(deadline)

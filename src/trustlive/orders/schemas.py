@@ -65,11 +65,27 @@ class ShopTermsIn(msgspec.Struct, forbid_unknown_fields=True):
     free_over_fen: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)] | None = None
 
 
+class ReturnAddressIn(msgspec.Struct, forbid_unknown_fields=True):
+    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 -]{5,18}$")]
+    region: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
+    detail: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+
+
+class ReturnsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Where returns go, and whether the shop pays the postage of no-reason returns too."""
+
+    return_address: ReturnAddressIn
+    covers_return_shipping: bool = False
+
+
 class ShopTermsOut(msgspec.Struct):
     shop_id: int
     flat_fee_fen: int
     free_over_fen: int | None
     settlement_delay_days: int
+    covers_return_shipping: bool = False
+    return_address: dict[str, str] | None = None
 
 
 class ShipIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +113,7 @@ class LineOut(msgspec.Struct):
     service_fee_bp: int
     return_window_days: int
     requires_inspection: bool
+    refunded_fen: int = 0  # refunds made for this line (a return of it)
 
 
 class EventOut(msgspec.Struct):
@@ -136,6 +153,13 @@ class OrderOut(msgspec.Struct):
     created_at: dt.datetime
     lines: list[LineOut] = []
     events: list[EventOut] = []
+    shipping_refunded_fen: int = 0  # the part of refunded_fen that was for shipping
+    settlement_holds: int = 0  # open after-sales requests: escrow waits while any is open
+
+    @property
+    def requires_inspection(self) -> bool:
+        """Goes seller -> QC warehouse -> buyer (先鉴后发) when any line's category says so."""
+        return any(line.requires_inspection for line in self.lines)
 
 
 class OrderSummary(msgspec.Struct):

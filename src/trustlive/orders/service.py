@@ -64,6 +64,7 @@ from trustlive.orders.schemas import (
     LineOut,
     OrderIn,
     OrderOut,
+    ReturnsIn,
     ShipIn,
     ShopTermsIn,
     ShopTermsOut,
@@ -172,25 +173,58 @@ async def delete_address(session: AsyncSession, buyer: Principal, address_id: in
 def terms_out(shop_id: int, terms: ShopTerms | None) -> ShopTermsOut:
     if terms is None:
         return ShopTermsOut(shop_id, 0, None, DEFAULT_SETTLEMENT_DELAY_DAYS)
-    return ShopTermsOut(shop_id, terms.flat_fee_fen, terms.free_over_fen, terms.settlement_delay_days)
+    return ShopTermsOut(
+        shop_id, terms.flat_fee_fen, terms.free_over_fen, terms.settlement_delay_days,
+        terms.covers_return_shipping, dict(terms.return_address) if terms.return_address else None,
+    )  # fmt: skip
 
 
-async def get_shop_terms(session: AsyncSession, shop_id: int) -> ShopTermsOut:
+async def _own_terms(session: AsyncSession, actor: Principal, shop_id: int) -> ShopTerms:
+    """The shop's terms row for its owner to change (made with the defaults when missing)."""
+    await catalog.require_shop_member(session, actor, shop_id, owner_only=True)
+    terms = await repo.get_shop_terms(session, shop_id)
+    if terms is None:
+        terms = ShopTerms(shop_id=shop_id, settlement_delay_days=DEFAULT_SETTLEMENT_DELAY_DAYS, flat_fee_fen=0,
+                          covers_return_shipping=False)  # fmt: skip
+        session.add(terms)
+    return terms
+
+
+async def get_shop_terms(
+    session: AsyncSession, shop_id: int, viewer: Principal | None = None, *, private: bool = False
+) -> ShopTermsOut:
+    """The shop's terms. The return address is left out unless the viewer is the shop's or ops
+    (or ``private``: other domains that pass it on to a buyer with a return to send)."""
     await catalog.get_shop(session, shop_id)
-    return terms_out(shop_id, await repo.get_shop_terms(session, shop_id))
+    terms = terms_out(shop_id, await repo.get_shop_terms(session, shop_id))
+    if not private and not (
+        viewer is not None and (viewer.is_ops or await catalog.is_shop_member(session, viewer, shop_id))
+    ):
+        terms.return_address = None
+    return terms
 
 
 async def set_shipping(
     session: AsyncSession, actor: Principal, shop_id: int, data: ShopTermsIn
 ) -> ShopTermsOut:
     data = validated(data)
-    await catalog.require_shop_member(session, actor, shop_id, owner_only=True)
-    terms = await repo.get_shop_terms(session, shop_id)
-    if terms is None:
-        terms = ShopTerms(shop_id=shop_id, settlement_delay_days=DEFAULT_SETTLEMENT_DELAY_DAYS)
-        session.add(terms)
+    terms = await _own_terms(session, actor, shop_id)
     terms.flat_fee_fen = data.flat_fee_fen
     terms.free_over_fen = data.free_over_fen
+    await session.flush()
+    return terms_out(shop_id, terms)
+
+
+async def set_returns(session: AsyncSession, actor: Principal, shop_id: int, data: ReturnsIn) -> ShopTermsOut:
+    """The shop's return address (where returned and failed-inspection parcels go) and whether it
+    pays the postage of no-reason returns too (otherwise the buyer does; the shop always pays when
+    the cause is its own)."""
+    data = validated(data)
+    terms = await _own_terms(session, actor, shop_id)
+    a = data.return_address
+    terms.return_address = {"recipient": a.recipient.strip(), "phone": a.phone.strip(),
+                            "region": a.region.strip(), "detail": a.detail.strip()}  # fmt: skip
+    terms.covers_return_shipping = data.covers_return_shipping
     await session.flush()
     return terms_out(shop_id, terms)
 
@@ -484,10 +518,12 @@ def order_out(order: Order, order_events: list[OrderEvent] | None = None) -> Ord
                 line.id, line.sku_id, line.product_id, line.title, line.sku_code, list(line.option_values),
                 line.unit_price_fen, line.quantity, line.line_total_fen, line.source, line.creator_id,
                 line.commission_bp, line.service_fee_bp, line.return_window_days, line.requires_inspection,
+                line.refunded_fen,
             )
             for line in order.lines
         ],
         events=[EventOut(e.from_status, e.to_status, e.note, e.at) for e in order_events or []],
+        shipping_refunded_fen=order.shipping_refunded_fen, settlement_holds=order.settlement_holds,
     )  # fmt: skip
 
 
@@ -512,6 +548,18 @@ async def get_order(session: AsyncSession, viewer: Principal, order_id: int) -> 
     if not await _visible(session, viewer, order):
         raise NotFound(f"order {order_id} not found", code="order_not_found")
     return order_out(order, await repo.events_of(session, order.id))
+
+
+async def load_order(session: AsyncSession, order_id: int) -> OrderOut:
+    """For other domains, which check who may see it themselves (after-sales, inspection,
+    reviews): the order with its lines and timeline; 404 when there is none."""
+    order = await _load(session, order_id)
+    return order_out(order, await repo.events_of(session, order.id))
+
+
+async def orders_by_ids(session: AsyncSession, order_ids: list[int]) -> dict[int, OrderOut]:
+    """For other domains' lists: orders with their lines (no timeline), in one query."""
+    return {o.id: order_out(o) for o in await repo.orders_with_lines(session, sorted(set(order_ids)))}
 
 
 async def list_my_orders(
@@ -657,6 +705,9 @@ async def mark_delivered(
     order = await _load(session, order_id)
     if not actor.is_ops:
         await _require_seller(session, actor, order)
+        if _inspected(order):
+            raise InvalidTransition("this order goes through the QC warehouse: the warehouse's parcel "
+                                    "delivers it", code="inspection_route")  # fmt: skip
     _check_move(order, S.delivered)
     if not await _deliver(session, order.id, utcnow(), actor.id, "", policy):
         raise InvalidTransition("the order changed meanwhile; reload it", code="invalid_transition")
@@ -693,6 +744,9 @@ async def confirm_receipt(session: AsyncSession, buyer: Principal, order_id: int
     order = await _load(session, order_id)
     if order.buyer_id != buyer.id:
         raise NotFound(f"order {order_id} not found", code="order_not_found")
+    if order.status == S.shipped and _inspected(order):
+        raise InvalidTransition("the goods are still with the inspection lab or on their way from it",
+                                code="awaiting_inspection")  # fmt: skip
     await _complete(session, order, buyer.id, "confirmed by buyer")
     return order_out(await _load(session, order_id))
 
@@ -721,6 +775,11 @@ async def _complete(session: AsyncSession, order: Order, actor_id: int | None, n
     return True
 
 
+def _inspected(order: Order) -> bool:
+    """The order travels seller -> QC warehouse -> buyer (先鉴后发)."""
+    return any(line.requires_inspection for line in order.lines)
+
+
 async def _require_seller(session: AsyncSession, actor: Principal, order: Order) -> None:
     if not await catalog.is_shop_member(session, actor, order.shop_id):
         if order.buyer_id == actor.id:
@@ -728,14 +787,42 @@ async def _require_seller(session: AsyncSession, actor: Principal, order: Order)
         raise NotFound(f"order {order.id} not found", code="order_not_found")
 
 
-async def record_refund(session: AsyncSession, order_id: int, amount_fen: int, note: str = "") -> Order:
+async def record_refund(
+    session: AsyncSession, order_id: int, amount_fen: int, note: str = "", *,
+    lines: dict[int, int] | None = None, shipping_fen: int = 0,
+) -> Order:  # fmt: skip
     """For payments: count a refund. A full refund ends the order as refunded (and puts the stock
-    back when nothing was shipped). Refunds after settlement are refused: escrow is gone."""
+    back when nothing was shipped). Refunds after settlement are refused: escrow is gone.
+
+    ``lines`` (order line id -> fen) and ``shipping_fen`` say what the refund is for (a returned
+    line, the shipping fee): settlement takes those amounts off exactly those lines, so a creator
+    loses commission only on what came back. The rest of ``amount_fen``, if any, is spread over
+    the goods pro rata at settlement (``split_order``)."""
     order = await _load(session, order_id)
+    lines = dict(lines or {})
     if amount_fen <= 0:
         raise ValidationFailed("amount_fen: must be positive", field="amount_fen")
+    if (
+        any(v <= 0 for v in lines.values())
+        or shipping_fen < 0
+        or sum(lines.values()) + shipping_fen > amount_fen
+    ):
+        raise ValidationFailed("amount_fen: the parts of a refund cannot exceed it", field="amount_fen")
     if order.status in (S.pending_payment, S.cancelled, S.refunded, S.settled):
         raise InvalidTransition(f"a {order.status} order cannot be refunded", code="not_refundable")
+    known = {line.id: line for line in order.lines}
+    for line_id, fen in sorted(lines.items()):
+        line = known.get(line_id)
+        if line is None:
+            raise NotFound(
+                f"line_id: order {order.id} has no line {line_id}", field="line_id", code="line_not_found"
+            )
+        if not await repo.add_line_refund(session, line_id, fen):
+            raise Conflict(f"refunds for this line would exceed its {line.line_total_fen} fen",
+                           code="refund_exceeds_line", field="amount_fen")  # fmt: skip
+    if shipping_fen and not await repo.add_shipping_refund(session, order.id, shipping_fen):
+        raise Conflict(f"refunds would exceed the {order.shipping_fen} fen of shipping",
+                       code="refund_exceeds_shipping", field="amount_fen")  # fmt: skip
     if not await repo.add_refund(session, order.id, amount_fen):
         raise Conflict(f"refunds would exceed the {order.paid_fen} fen paid", code="refund_exceeds_payment",
                        field="amount_fen")  # fmt: skip
@@ -757,6 +844,19 @@ async def record_refund(session: AsyncSession, order_id: int, amount_fen: int, n
 # --- settlement -------------------------------------------------------------------------------
 
 
+async def hold_settlement(session: AsyncSession, order_id: int) -> None:
+    """For after-sales: while a request is open the order's escrow is not split (a refund may
+    still have to come out of it). 409 ``already_settled`` when it is too late for that."""
+    if not await repo.add_settlement_hold(session, order_id, 1):
+        raise InvalidTransition("this order has been settled; after-sales is closed for it",
+                                code="already_settled")  # fmt: skip
+
+
+async def release_settlement(session: AsyncSession, order_id: int) -> None:
+    """The request is closed: settlement goes ahead at ``settle_at`` (at once if that has passed)."""
+    await repo.add_settlement_hold(session, order_id, -1)
+
+
 @dataclass(frozen=True)
 class Split:
     escrow_fen: int
@@ -767,26 +867,31 @@ class Split:
 
 
 def split_order(order: Order, commission_share_bp: int) -> Split:
-    """How an order's escrow is divided. Refunds come off the goods first, pro rata over lines
-    (largest remainder, so the fen add up), then off shipping. Per line: the category's service
-    fee and the creator's commission on the line's base (paid minus refunds); the commission is
-    capped so the shop's share never goes negative; the platform keeps ``commission_share_bp`` of
-    each commission; the shop gets the rest, shipping included."""
+    """How an order's escrow is divided. A refund made for a line (a return) comes off that line,
+    one made for shipping off shipping; any other refund comes off the goods still unrefunded,
+    pro rata over lines (largest remainder, so the fen add up), then off shipping. Per line: the
+    category's service fee and the creator's commission on the line's base (its total minus its
+    refunds: the commission base); the commission is capped so the shop's share never goes
+    negative; the platform keeps ``commission_share_bp`` of each commission; the shop gets the
+    rest, shipping included."""
     escrow = order.paid_fen - order.refunded_fen
-    goods_refund = min(order.refunded_fen, order.goods_fen)
-    shares = [line.line_total_fen * goods_refund for line in order.lines]
-    cuts = [s // order.goods_fen if order.goods_fen else 0 for s in shares]
-    leftover = goods_refund - sum(cuts)
-    by_remainder = sorted(
-        range(len(shares)), key=lambda i: -(shares[i] % order.goods_fen if order.goods_fen else 0)
+    remaining = [line.line_total_fen - line.refunded_fen for line in order.lines]
+    unallocated = (
+        order.refunded_fen - sum(line.refunded_fen for line in order.lines) - order.shipping_refunded_fen
     )
+    pool = sum(remaining)
+    goods_refund = min(max(unallocated, 0), pool)
+    shares = [r * goods_refund for r in remaining]
+    cuts = [s // pool if pool else 0 for s in shares]
+    leftover = goods_refund - sum(cuts)
+    by_remainder = sorted(range(len(shares)), key=lambda i: -(shares[i] % pool if pool else 0))
     for i in by_remainder[:leftover]:
         cuts[i] += 1
     fee = 0
     platform = 0
     creator: dict[int, int] = defaultdict(int)
-    for line, cut in zip(order.lines, cuts, strict=True):
-        base = max(line.line_total_fen - cut, 0)
+    for line, left, cut in zip(order.lines, remaining, cuts, strict=True):
+        base = max(left - cut, 0)
         line_fee = apply_rate_bp(base, line.service_fee_bp)
         commission = min(apply_rate_bp(base, line.commission_bp), base - line_fee) if line.creator_id else 0
         keep = apply_rate_bp(commission, commission_share_bp)
@@ -819,9 +924,11 @@ async def settle_order(
     order = await _load(session, order_id)
     if order.status != S.completed or order.settle_at is None or order.settle_at > now:
         return False
+    if order.settlement_holds:
+        return False  # an after-sales request is open: its refund must come out of escrow first
     split = split_order(order, policy.platform_commission_share_bp)
     if not await repo.transition(
-        session, order.id, _from(S.completed), S.settled, settled_at=now, updated_at=now
+        session, order.id, _from(S.completed), S.settled, unheld=True, settled_at=now, updated_at=now
     ):
         return False
     postings = [
@@ -1030,14 +1137,15 @@ def _order_rows(
         order = {
             "checkout_id": 0, "buyer_id": buyer.id, "shop_id": shop_id, "status": S.pending_payment.value,
             "goods_fen": goods, "shipping_fen": fee, "total_fen": goods + fee, "paid_fen": 0, "refunded_fen": 0,
-            "address": snapshot, "note": data.note.strip(), "pay_deadline": deadline, "created_at": now,
+            "shipping_refunded_fen": 0, "settlement_holds": 0, "address": snapshot, "note": data.note.strip(), "pay_deadline": deadline, "created_at": now,
             "updated_at": now,
         }  # fmt: skip
         lines = [
             {
                 "sku_id": s, "product_id": skus[s].product_id, "title": skus[s].title, "sku_code": skus[s].code,
                 "option_values": list(skus[s].option_values), "unit_price_fen": skus[s].price_fen,
-                "quantity": merged[s], "line_total_fen": skus[s].price_fen * merged[s], "source": data.source,
+                "quantity": merged[s], "line_total_fen": skus[s].price_fen * merged[s], "refunded_fen": 0,
+                "source": data.source,
                 "creator_id": data.creator_id, "commission_bp": skus[s].commission_bp if data.creator_id else 0,
                 "category_id": skus[s].category_id, "service_fee_bp": skus[s].service_fee_bp,
                 "return_window_days": skus[s].return_window_days, "requires_inspection": skus[s].requires_inspection,

@@ -17,10 +17,12 @@ from trustlive.orders.models import OrderStatus
 BATCH = 200
 
 
-async def _sweep(sessionmaker, status: str, column: str, now: dt.datetime, step) -> int:  # type: ignore[no-untyped-def]
+async def _sweep(
+    sessionmaker, status: str, column: str, now: dt.datetime, step, *, unheld: bool = False
+) -> int:  # type: ignore[no-untyped-def]
     done = 0
     async with transaction(sessionmaker) as session:
-        due = await repo.due_orders(session, status, column, now, BATCH)
+        due = await repo.due_orders(session, status, column, now, BATCH, unheld=unheld)
     for order_id in due:
         async with transaction(sessionmaker) as session:
             if await step(session, order_id):
@@ -64,6 +66,7 @@ async def settle(
         "settle_at",
         now,
         lambda s, i: service.settle_order(s, i, now, policy),
+        unheld=True,
     )
 
 

@@ -505,9 +505,26 @@ async def refund(
     order = await orders.get_order(session, actor, order_id)  # 404 unless buyer, shop or ops
     if not actor.is_ops and not await catalog.is_shop_member(session, actor, order.shop_id):
         raise Forbidden("only the shop or the platform can refund an order", code="not_your_shop")
-    stored_key = f"user:{actor.id}:{key}"
-    request_hash = _hash(f"{order_id}:{amount}")
-    existing = await repo.refund_by_key(session, stored_key)
+    return await refund_order(session, order_id, amount, reason, f"user:{actor.id}:{key}", actor_id=actor.id)
+
+
+async def refund_order(
+    session: AsyncSession, order_id: int, amount_fen: int, reason: str, key: str, *,
+    actor_id: int | None = None, lines: dict[int, int] | None = None, shipping_fen: int = 0,
+) -> Refund:  # fmt: skip
+    """A refund decided by a rule rather than asked for by a person at a form: an approved
+    after-sales request, a failed inspection, an arbitration. The caller has checked who may
+    decide it. ``key`` is stored as given (name it after what decided the refund, e.g.
+    ``aftersales:12``): the same key again returns the same refund; for another order or amount
+    it is 422 ``idempotency_mismatch``. ``lines`` and ``shipping_fen`` say what it pays back
+    (``orders.record_refund``), so settlement takes it off the right lines."""
+    amount = check_price(amount_fen, field="amount_fen")
+    reason = " ".join(reason.split())[:200] or "refund"
+    parts = ",".join(f"{k}={v}" for k, v in sorted((lines or {}).items()))
+    request_hash = _hash(
+        f"{order_id}:{amount}" + (f":{parts}:{shipping_fen}" if parts or shipping_fen else "")
+    )
+    existing = await repo.refund_by_key(session, key)
     if existing is not None:
         return _replay_refund(existing, request_hash)
     link = await repo.paying_link(session, order_id)
@@ -516,11 +533,12 @@ async def refund(
     intent = await repo.get_intent(session, link.intent_id, lock=True)
     assert intent is not None
     item, created = await _insert_refund(
-        session, intent, order_id, amount, reason, stored_key, request_hash, actor.id, utcnow()
+        session, intent, order_id, amount, reason, key, request_hash, actor_id, utcnow()
     )
     if not created:
         return _replay_refund(item, request_hash)
-    await orders.record_refund(session, order_id, amount, f"refund {format_fen(amount)}: {reason}")
+    await orders.record_refund(session, order_id, amount, f"refund {format_fen(amount)}: {reason}",
+                               lines=lines, shipping_fen=shipping_fen)  # fmt: skip
     await _pay_back(session, intent, item)
     return item
 

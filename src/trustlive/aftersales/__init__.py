@@ -1,0 +1,1 @@
+"""After-sales: refund and return requests, arbitration by ops, care cases."""

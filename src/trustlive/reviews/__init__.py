@@ -1,0 +1,1 @@
+"""Reviews: verified buyers rate product, logistics and service per order line."""

@@ -1,0 +1,3 @@
+"""Tables of the reviews domain."""
+
+from __future__ import annotations

@@ -1,0 +1,5 @@
+"""HTML routes of the reviews domain."""
+
+from __future__ import annotations
+
+routes: list[object] = []

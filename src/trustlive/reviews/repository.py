@@ -1,0 +1,3 @@
+"""Every query of the reviews domain."""
+
+from __future__ import annotations
