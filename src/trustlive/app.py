@@ -29,6 +29,9 @@ from trustlive.accounts import service as accounts
 from trustlive.aftersales import api as aftersales_api
 from trustlive.aftersales import pages as aftersales_pages
 from trustlive.aftersales import tasks as aftersales_tasks
+from trustlive.care import api as care_api
+from trustlive.care import pages as care_pages
+from trustlive.care import tasks as care_tasks
 from trustlive.catalog import api as catalog_api
 from trustlive.catalog import pages as catalog_pages
 from trustlive.config import Settings, load_settings
@@ -174,6 +177,7 @@ def create_app(
         scheduler.add("payments", lambda: payment_tasks.run_once(sessionmaker, settings))
         scheduler.add("fulfillment", lambda: fulfillment_tasks.run_once(sessionmaker, settings))
         scheduler.add("aftersales", lambda: aftersales_tasks.run_once(sessionmaker, settings))
+        scheduler.add("care", lambda: care_tasks.run_once(sessionmaker, settings))
         app.state.scheduler = scheduler
         sweeping = (
             asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None
@@ -212,6 +216,7 @@ def create_app(
                     *fulfillment_api.routes,
                     *aftersales_api.routes,
                     *reviews_api.routes,
+                    *care_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -223,6 +228,7 @@ def create_app(
             *fulfillment_pages.routes,
             *aftersales_pages.routes,
             *reviews_pages.routes,
+            *care_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],

@@ -1,0 +1,3 @@
+"""Tables of the care domain (docs/care.md)."""
+
+from __future__ import annotations

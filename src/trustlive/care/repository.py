@@ -1,0 +1,3 @@
+"""Every query of the care domain."""
+
+from __future__ import annotations

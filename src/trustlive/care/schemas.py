@@ -1,0 +1,3 @@
+"""JSON shapes of the care API."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Care case use cases (docs/care.md)."""
+
+from __future__ import annotations
