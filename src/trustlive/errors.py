@@ -15,6 +15,13 @@ import msgspec
 S = TypeVar("S", bound=msgspec.Struct)
 
 
+def N_(message: str) -> str:
+    """Marks a message people read for the catalog (pybabel extracts ``N_``) without translating
+    it here: services stay free of the web layer, JSON keeps the English, and pages show it
+    translated (``web.errors.explain``; labels through ``_()`` in templates)."""
+    return message
+
+
 @dataclass
 class FieldError:
     field: str

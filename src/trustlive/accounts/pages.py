@@ -18,7 +18,7 @@ from trustlive.accounts.schemas import RegisterIn
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.errors import DomainError
-from trustlive.web.forms import parse, text
+from trustlive.web.forms import parse, safe_next, text
 from trustlive.web.i18n import N_
 from trustlive.web.policy import allow, public, signed_in
 from trustlive.web.security import SESSION_COOKIE
@@ -27,10 +27,6 @@ Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED
 
 # Role names are shown through _(role); listed here so that extraction puts them in the catalog.
 ROLE_LABELS = (N_("buyer"), N_("creator"), N_("merchant"), N_("ops"), N_("inspector"), N_("care_specialist"))
-
-
-def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
 
 
 def _cookie_secure(settings: Settings, request: Request[Any, Any, Any]) -> bool:
@@ -57,7 +53,7 @@ def _signed_in_redirect(
 
 @get("/login", **public())
 async def login_form(request: Request[Any, Any, Any]) -> Template:
-    return Template("accounts/login.html", context={"next": _safe_next(request.query_params.get("next"))})
+    return Template("accounts/login.html", context={"next": safe_next(request.query_params.get("next"))})
 
 
 @post("/login", **public())
@@ -68,7 +64,7 @@ async def login_submit(
     throttle: service.Throttle,
     settings: Settings,
 ) -> Template | Redirect:
-    target = _safe_next(text(data, "next"))
+    target = safe_next(text(data, "next"))
     try:
         token, _ = await service.sign_in(
             uow,

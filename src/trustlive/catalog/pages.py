@@ -36,6 +36,7 @@ from trustlive.reviews import service as reviews
 from trustlive.web.forms import (
     bad_fields,
     checked,
+    fixable,
     integer,
     invalid,
     parse,
@@ -69,14 +70,6 @@ _PRODUCT_FORM_FIELDS = {
 }
 _SKU_FORM_FIELDS = {r"price_fen": "price"}
 _CATEGORY_FORM_FIELDS = {r"service_fee_bp": "service_fee"}
-
-
-def _fixable(err: DomainError) -> DomainError:
-    """Errors the user can fix on the form come back; refusals and missing things are raised to
-    the error page (re-rendering a shop you may not see would only fail again)."""
-    if err.status_code in (401, 403) or (err.status_code == 404 and not err.fields):
-        raise err
-    return err
 
 
 def _is_htmx(request: Request[Any, Any, Any]) -> bool:
@@ -232,7 +225,7 @@ async def open_shop(data: Form, db: AsyncSession, me: Principal) -> Template | R
         shop = await service.open_shop(db, me, parse(ShopIn, form))
     except DomainError as err:
         await db.rollback()
-        _fixable(err)
+        fixable(err)
         return Template(
             "catalog/console_open.html",
             context={"form": form, "error": err, "bad": bad_fields(err)},
@@ -253,7 +246,7 @@ async def edit_shop(shop_id: int, data: Form, db: AsyncSession, me: Principal) -
             me,
             shop_id,
             form=form,
-            error=_fixable(err),
+            error=fixable(err),
             error_form="shop",
             bad=bad_fields(err),
             status_code=err.status_code,
@@ -271,7 +264,7 @@ async def upload_logo(
     except DomainError as err:
         await db.rollback()
         return await _console(
-            db, me, shop_id, error=_fixable(err), error_form="logo", bad={"file"}, status_code=err.status_code
+            db, me, shop_id, error=fixable(err), error_form="logo", bad={"file"}, status_code=err.status_code
         )
     return Redirect(f"/console?shop={shop_id}", status_code=303)
 
@@ -288,7 +281,7 @@ async def add_staff(shop_id: int, data: Form, db: AsyncSession, me: Principal) -
             me,
             shop_id,
             form=form,
-            error=_fixable(err),
+            error=fixable(err),
             error_form="staff",
             bad={"username"},
             status_code=err.status_code,
@@ -371,7 +364,7 @@ async def create_product(data: Form, db: AsyncSession, me: Principal) -> Templat
         product = await service.create_product(db, me, shop_id, payload)
     except DomainError as err:
         await db.rollback()
-        _fixable(err)
+        fixable(err)
         shops = await _my_shops(db, me)
         shop_id = int(form["shop_id"]) if form["shop_id"].isdigit() else None
         return Template(
@@ -426,7 +419,7 @@ async def edit_product(product_id: int, data: Form, db: AsyncSession, me: Princi
             db,
             me,
             product_id,
-            error=_fixable(err),
+            error=fixable(err),
             error_form="product",
             form=form,
             bad=bad_fields(err),
@@ -452,7 +445,7 @@ async def edit_sku(
         sku = await service.update_sku(db, me, product_id, sku_id, patch)
     except DomainError as err:
         await db.rollback()
-        _fixable(err)
+        fixable(err)
         if _is_htmx(request):
             product, _ = await service.managed_product(db, me, product_id)
             row = next((s for s in product.skus if s.id == sku_id), None)
@@ -493,7 +486,7 @@ async def _status_change(
             await service.unpublish(db, me, product_id)
     except DomainError as err:
         await db.rollback()
-        return await _editor(db, me, product_id, error=_fixable(err), status_code=err.status_code)
+        return await _editor(db, me, product_id, error=fixable(err), status_code=err.status_code)
     saved = "published" if publish_it else "unpublished"
     return Redirect(f"/console/products/{product_id}?saved={saved}", status_code=303)
 
@@ -521,7 +514,7 @@ async def add_image(
             db,
             me,
             product_id,
-            error=_fixable(err),
+            error=fixable(err),
             error_form="images",
             bad={"file"},
             status_code=err.status_code,
@@ -591,7 +584,7 @@ async def ops_create_category(data: Form, db: AsyncSession, me: Principal) -> Te
         return await _categories_page(
             db,
             form=form,
-            error=_fixable(err),
+            error=fixable(err),
             bad=bad_fields(err, _CATEGORY_FORM_FIELDS),
             status_code=err.status_code,
         )
@@ -617,7 +610,7 @@ async def ops_edit_category(
             db,
             editing=category_id,
             edit_form=form,
-            error=_fixable(err),
+            error=fixable(err),
             bad=bad_fields(err, _CATEGORY_FORM_FIELDS),
             status_code=err.status_code,
         )

@@ -19,7 +19,7 @@ from trustlive.errors import DomainError, Forbidden
 from trustlive.ledger import service
 from trustlive.ledger.api import before_id, wallet_out
 from trustlive.ledger.schemas import PayoutIn
-from trustlive.web.forms import bad_fields, parse, text, yuan
+from trustlive.web.forms import bad_fields, fixable, parse, text, yuan
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import decode_cursor, encode_cursor
 from trustlive.web.policy import allow, signed_in
@@ -63,14 +63,6 @@ FILTERS = (
     ("external:", N_("Outside world")),
 )
 _PAYOUT_FORM_FIELDS = {r"amount_fen": "amount"}
-
-
-def _fixable(err: DomainError) -> DomainError:
-    """Errors the user can fix on the form come back (the page explains their code in its own
-    words, ``web.errors.ERROR_TEXT``); refusals go to the error page."""
-    if err.status_code in (401, 403) or (err.status_code == 404 and not err.fields):
-        raise err
-    return err
 
 
 def _labels() -> dict[str, Any]:
@@ -146,7 +138,7 @@ async def request_shop_payout(
             me,
             shop_id,
             form=form,
-            error=_fixable(err),
+            error=fixable(err),
             bad=bad_fields(err, _PAYOUT_FORM_FIELDS),
             status_code=err.status_code,
         )
@@ -198,7 +190,7 @@ async def request_creator_payout(data: Form, db: AsyncSession, me: Principal) ->
             db,
             me,
             form=form,
-            error=_fixable(err),
+            error=fixable(err),
             bad=bad_fields(err, _PAYOUT_FORM_FIELDS),
             status_code=err.status_code,
         )

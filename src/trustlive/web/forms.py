@@ -17,6 +17,20 @@ T = TypeVar("T")
 _PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
 
 
+def fixable(err: DomainError) -> DomainError:
+    """Errors the user can fix on the form come back to be shown on it; refusals (401, 403) and
+    missing things (a 404 naming no field) are raised to the error page: re-rendering something
+    the user may not see would only fail again."""
+    if err.status_code in (401, 403) or (err.status_code == 404 and not err.fields):
+        raise err
+    return err
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """A local path to go back to after a form (never another site: no "//host")."""
+    return value if value and value.startswith("/") and not value.startswith("//") else default
+
+
 def parse(struct: type[T], data: dict[str, Any]) -> T:
     try:
         return msgspec.convert(data, struct, strict=False)

@@ -17,6 +17,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from trustlive.errors import N_  # noqa: F401  (marks strings for extraction; re-exported for pages)
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 LOCALES = {"zh_Hans": "简体中文", "en": "English"}
 DEFAULT_LOCALE = "zh_Hans"
@@ -64,11 +66,6 @@ def current_locale() -> str:
 
 def gettext(message: str) -> str:
     return translations(_current.get()).gettext(message)
-
-
-def N_(message: str) -> str:
-    """Mark a string for extraction only; it is translated where it is shown, e.g. ``_(role)``."""
-    return message
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
