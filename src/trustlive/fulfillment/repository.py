@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustlive.fulfillment.models import Shipment, TrackingEvent
+from trustlive.fulfillment.models import (
+    QcCase,
+    QcInspector,
+    QcLab,
+    QcLabEvent,
+    QcPhoto,
+    QcRoute,
+    QcWarehouse,
+    Shipment,
+    TrackingEvent,
+)
 
 
 def _is_pg(session: AsyncSession) -> bool:
@@ -63,4 +76,230 @@ async def events_of(session: AsyncSession, parcels: list[tuple[str, str]]) -> li
 
 async def tracking_event(session: AsyncSession, provider: str, event_id: str) -> TrackingEvent | None:
     stmt = select(TrackingEvent).where(TrackingEvent.provider == provider, TrackingEvent.event_id == event_id)
+    return await session.scalar(stmt)
+
+
+# --- the QC warehouse: set-up -----------------------------------------------------------------
+
+
+async def get_lab(session: AsyncSession, lab_id: int) -> QcLab | None:
+    return await session.get(QcLab, lab_id)
+
+
+async def lab_by_name(session: AsyncSession, name: str) -> QcLab | None:
+    return await session.scalar(select(QcLab).where(QcLab.name == name))
+
+
+async def list_labs(session: AsyncSession) -> list[QcLab]:
+    return list(await session.scalars(select(QcLab).order_by(QcLab.id)))
+
+
+async def labs_by_ids(session: AsyncSession, lab_ids: list[int]) -> dict[int, QcLab]:
+    if not lab_ids:
+        return {}
+    rows = await session.scalars(select(QcLab).where(QcLab.id.in_(sorted(set(lab_ids)))))
+    return {lab.id: lab for lab in rows}
+
+
+async def get_warehouse(session: AsyncSession, warehouse_id: int) -> QcWarehouse | None:
+    return await session.get(QcWarehouse, warehouse_id)
+
+
+async def warehouse_by_name(session: AsyncSession, name: str) -> QcWarehouse | None:
+    return await session.scalar(select(QcWarehouse).where(QcWarehouse.name == name))
+
+
+async def list_warehouses(session: AsyncSession) -> list[QcWarehouse]:
+    return list(await session.scalars(select(QcWarehouse).order_by(QcWarehouse.id)))
+
+
+async def warehouses_by_ids(session: AsyncSession, warehouse_ids: list[int]) -> dict[int, QcWarehouse]:
+    if not warehouse_ids:
+        return {}
+    rows = await session.scalars(select(QcWarehouse).where(QcWarehouse.id.in_(sorted(set(warehouse_ids)))))
+    return {w.id: w for w in rows}
+
+
+async def default_warehouse(session: AsyncSession) -> QcWarehouse | None:
+    return await session.scalar(select(QcWarehouse).where(QcWarehouse.is_default.is_(True)))
+
+
+async def clear_default(session: AsyncSession, keep: int | None) -> None:
+    """No warehouse but ``keep`` is the default any more (before ``keep`` becomes it: the partial
+    unique index allows one default at a time)."""
+    stmt = update(QcWarehouse).where(QcWarehouse.is_default.is_(True))
+    if keep is not None:
+        stmt = stmt.where(QcWarehouse.id != keep)
+    await session.execute(stmt.values(is_default=False).execution_options(synchronize_session=False))
+
+
+async def list_routes(session: AsyncSession) -> list[QcRoute]:
+    return list(await session.scalars(select(QcRoute).order_by(QcRoute.category_id)))
+
+
+async def routes_for(session: AsyncSession, category_ids: list[int]) -> dict[int, int]:
+    """category id -> warehouse id, for those of ``category_ids`` that have a route."""
+    if not category_ids:
+        return {}
+    stmt = select(QcRoute.category_id, QcRoute.warehouse_id).where(
+        QcRoute.category_id.in_(sorted(set(category_ids)))
+    )
+    return {c: w for c, w in await session.execute(stmt)}
+
+
+async def get_route(session: AsyncSession, category_id: int) -> QcRoute | None:
+    return await session.get(QcRoute, category_id)
+
+
+async def inspectors_of(session: AsyncSession, warehouse_ids: list[int]) -> list[QcInspector]:
+    if not warehouse_ids:
+        return []
+    stmt = (
+        select(QcInspector)
+        .where(QcInspector.warehouse_id.in_(sorted(set(warehouse_ids))))
+        .order_by(QcInspector.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def inspector(session: AsyncSession, warehouse_id: int, user_id: int) -> QcInspector | None:
+    stmt = select(QcInspector).where(QcInspector.warehouse_id == warehouse_id, QcInspector.user_id == user_id)
+    return await session.scalar(stmt)
+
+
+async def warehouse_ids_of(session: AsyncSession, user_id: int) -> list[int]:
+    """The warehouses an inspector works at."""
+    stmt = (
+        select(QcInspector.warehouse_id)
+        .where(QcInspector.user_id == user_id)
+        .order_by(QcInspector.warehouse_id)
+    )
+    return list(await session.scalars(stmt))
+
+
+# --- the QC warehouse: cases ------------------------------------------------------------------
+
+
+async def get_case(session: AsyncSession, case_id: int, *, lock: bool = False) -> QcCase | None:
+    stmt = select(QcCase).where(QcCase.id == case_id).execution_options(populate_existing=True)
+    if lock and _is_pg(session):
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def case_of_order(session: AsyncSession, order_id: int) -> QcCase | None:
+    return await session.scalar(select(QcCase).where(QcCase.order_id == order_id))
+
+
+async def case_by_certificate(session: AsyncSession, number: str) -> QcCase | None:
+    return await session.scalar(select(QcCase).where(QcCase.certificate_no == number))
+
+
+async def inbound_by_tracking(
+    session: AsyncSession, warehouse_ids: list[int], tracking_no: str
+) -> list[QcCase]:
+    """Cases still on their way to these warehouses under this tracking number (one parcel may
+    carry several orders of one shop)."""
+    if not warehouse_ids:
+        return []
+    stmt = (
+        select(QcCase)
+        .where(
+            QcCase.warehouse_id.in_(sorted(set(warehouse_ids))),
+            QcCase.status == "inbound",
+            func.upper(QcCase.inbound_tracking_no) == tracking_no.upper(),
+        )
+        .order_by(QcCase.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def cases_in(
+    session: AsyncSession, warehouse_ids: list[int], statuses: tuple[str, ...], limit: int
+) -> list[QcCase]:
+    """A warehouse queue: cases in these statuses, the most urgent first (deadline, then age)."""
+    if not warehouse_ids:
+        return []
+    stmt = (
+        select(QcCase)
+        .where(QcCase.warehouse_id.in_(sorted(set(warehouse_ids))), QcCase.status.in_(statuses))
+        .order_by(QcCase.due_at.asc().nulls_last(), QcCase.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def overdue_cases(
+    session: AsyncSession, now: dt.datetime, limit: int, warehouse_ids: list[int] | None = None
+) -> list[QcCase]:
+    """Received, uninspected cases past their turnaround deadline, the longest overdue first."""
+    stmt = select(QcCase).where(QcCase.status == "received", QcCase.due_at <= now)
+    if warehouse_ids is not None:
+        if not warehouse_ids:
+            return []
+        stmt = stmt.where(QcCase.warehouse_id.in_(sorted(set(warehouse_ids))))
+    return list(await session.scalars(stmt.order_by(QcCase.due_at, QcCase.id).limit(limit)))
+
+
+async def due_overdue_alerts(session: AsyncSession, now: dt.datetime, limit: int) -> list[int]:
+    stmt = (
+        select(QcCase.id)
+        .where(QcCase.status == "received", QcCase.due_at <= now, QcCase.overdue_alerted_at.is_(None))
+        .order_by(QcCase.due_at, QcCase.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def move_case(
+    session: AsyncSession, case_id: int, from_statuses: tuple[str, ...], **values: Any
+) -> bool:
+    """Change a case only if it is still in one of ``from_statuses`` (racing inspectors, a lab's
+    callback and a console, or two sweepers cannot both win)."""
+    result = await session.execute(
+        update(QcCase)
+        .where(QcCase.id == case_id, QcCase.status.in_(from_statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def mark_overdue_alerted(session: AsyncSession, case_id: int, now: dt.datetime) -> bool:
+    result = await session.execute(
+        update(QcCase)
+        .where(
+            QcCase.id == case_id,
+            QcCase.status == "received",
+            QcCase.due_at <= now,
+            QcCase.overdue_alerted_at.is_(None),
+        )
+        .values(overdue_alerted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def count_failures(session: AsyncSession, shop_id: int) -> int:
+    stmt = select(func.count()).where(QcCase.shop_id == shop_id, QcCase.result == "fail")
+    return await session.scalar(stmt) or 0
+
+
+async def photos_of(session: AsyncSession, case_ids: list[int]) -> list[QcPhoto]:
+    if not case_ids:
+        return []
+    stmt = (
+        select(QcPhoto)
+        .where(QcPhoto.case_id.in_(sorted(set(case_ids))))
+        .order_by(QcPhoto.position, QcPhoto.id)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def count_photos(session: AsyncSession, case_id: int) -> int:
+    return await session.scalar(select(func.count()).where(QcPhoto.case_id == case_id)) or 0
+
+
+async def lab_event(session: AsyncSession, lab_id: int, event_id: str) -> QcLabEvent | None:
+    stmt = select(QcLabEvent).where(QcLabEvent.lab_id == lab_id, QcLabEvent.event_id == event_id)
     return await session.scalar(stmt)

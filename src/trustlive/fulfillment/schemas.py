@@ -1,8 +1,10 @@
-"""Shapes of the fulfillment domain's answers and of a verified tracking event."""
+"""Shapes of the fulfillment domain: shipments and verified tracking events; the QC warehouse's
+set-up, cases, inspections, lab callbacks and public certificates."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -41,3 +43,228 @@ class ShipmentOut(msgspec.Struct):
     shipped_at: dt.datetime  # handed to the carrier
     delivered_at: dt.datetime | None
     events: list[TrackingEventOut]
+
+
+# --- the QC warehouse -------------------------------------------------------------------------
+
+Id = Annotated[int, msgspec.Meta(ge=1)]
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 -]{5,18}$")]
+TrackingNo = Annotated[str, msgspec.Meta(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+Result = Literal["pass", "fail"]
+# Grams with up to two decimals, as milligrams (a multiple of 10); at most 100 kg.
+WeightMg = Annotated[int, msgspec.Meta(ge=10, le=100_000_000, multiple_of=10)]
+
+
+class LabIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An accredited lab. At least one of the CMA number (资质认定, 12 digits) and the CNAS
+    laboratory number (L followed by 4 or 5 digits, "CNAS L1234" is accepted too)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
+    cma_no: Annotated[str, msgspec.Meta(max_length=24)] | None = None
+    cnas_no: Annotated[str, msgspec.Meta(max_length=24)] | None = None
+    is_active: bool = True
+
+
+class WarehouseIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A QC warehouse: its address (sellers ship to it), the lab that works there, whether it takes
+    new parcels, and whether it is the default for inspection categories without a route."""
+
+    name: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
+    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    phone: Phone
+    region: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
+    detail: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+    lab_id: Id
+    is_active: bool = True
+    is_default: bool = False
+
+
+class RouteIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Orders of this inspection category go to this warehouse (``null``: remove the route, the
+    default warehouse takes them)."""
+
+    category_id: Id
+    warehouse_id: Id | None
+
+
+class InspectorIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An account holding the inspector role, by id or by username."""
+
+    user_id: Id | None = None
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
+
+
+class ReceiveIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A parcel at the warehouse's door: its tracking number, scanned or typed."""
+
+    tracking_no: TrackingNo
+
+
+class InspectionIn(msgspec.Struct, forbid_unknown_fields=True):
+    result: Result
+    material: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    weight_mg: WeightMg
+    certificate_no: Annotated[str, msgspec.Meta(min_length=4, max_length=48)]
+    notes: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class ParcelIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A parcel the warehouse sends on (to the buyer) or back (to the shop)."""
+
+    carrier: Annotated[str, msgspec.Meta(min_length=2, max_length=32)]
+    tracking_no: TrackingNo
+
+
+class LabResultData(msgspec.Struct, forbid_unknown_fields=True):
+    result: Result
+    material: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    weight_mg: WeightMg
+    certificate_no: Annotated[str, msgspec.Meta(min_length=4, max_length=48)]
+    case_id: Id | None = None
+    order_id: Id | None = None
+    notes: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class LabResultEvent(msgspec.Struct, forbid_unknown_fields=True):
+    """What a lab posts to ``/api/v1/qc/labs/{lab_id}/results`` (signed)."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    type: Literal["inspection.completed"]
+    created: int
+    data: LabResultData
+
+
+class LabAck(msgspec.Struct):
+    received: bool
+    event_id: str
+    outcome: str  # applied | duplicate
+    case_id: int
+
+
+class LabOut(msgspec.Struct):
+    id: int
+    name: str
+    cma_no: str | None
+    cnas_no: str | None
+    is_active: bool
+    # For ops, to give the lab: where to post results and the key that signs them.
+    callback_path: str = ""
+    callback_secret: str = ""
+
+
+class LabPublic(msgspec.Struct):
+    name: str
+    cma_no: str | None
+    cnas_no: str | None
+
+
+class InspectorOut(msgspec.Struct):
+    user_id: int
+    username: str
+    display_name: str
+
+
+class WarehouseOut(msgspec.Struct):
+    id: int
+    name: str
+    recipient: str
+    phone: str
+    region: str
+    detail: str
+    lab_id: int
+    lab_name: str
+    is_active: bool
+    is_default: bool
+    inspectors: list[InspectorOut] = []
+    category_ids: list[int] = []  # the categories routed here
+
+
+class RouteOut(msgspec.Struct):
+    category_id: int
+    warehouse_id: int
+
+
+class QcSetupOut(msgspec.Struct):
+    labs: list[LabOut]
+    warehouses: list[WarehouseOut]
+    routes: list[RouteOut]
+    default_warehouse_id: int | None
+
+
+class PhotoOut(msgspec.Struct):
+    id: int
+    url: str
+    width: int
+    height: int
+
+
+class CaseOut(msgspec.Struct):
+    """An order's inspection case as the warehouse (and ops) see it."""
+
+    id: int
+    order_id: int
+    shop_id: int
+    warehouse_id: int
+    warehouse_name: str
+    status: str  # inbound | received | passed | failed | forwarded | returned
+    inbound_carrier: str
+    inbound_tracking_no: str
+    inbound_stage: str  # the seller's parcel as the tracking service reports it
+    items: list[str]  # titles of the order's lines
+    created_at: dt.datetime
+    received_at: dt.datetime | None
+    due_at: dt.datetime | None
+    overdue: bool
+    overdue_alerted_at: dt.datetime | None
+    result: str | None
+    certificate_no: str | None
+    material: str | None
+    weight_mg: int | None
+    weight_g: str | None  # "12.34"
+    notes: str
+    lab: LabPublic | None
+    inspected_at: dt.datetime | None
+    source: str | None  # console | lab
+    fee_fen: int
+    fee_payer: str | None
+    refunded_fen: int
+    forwarded_at: dt.datetime | None
+    returned_at: dt.datetime | None
+    photos: list[PhotoOut] = []
+    parcels: list[ShipmentOut] = []  # what the warehouse sent on or back
+    order_status: str = ""
+    # Where the warehouse sends it: the buyer's address (passed) or the shop's return address
+    # (failed; None while the shop has none: the item is held at the warehouse).
+    send_to: dict[str, str] | None = None
+
+
+class InspectorQueue(msgspec.Struct):
+    warehouses: list[WarehouseOut]
+    overdue: list[CaseOut]  # received, past the turnaround deadline, no result yet
+    inbound: list[CaseOut]  # shipped to the warehouse, not received yet
+    arrivals: list[CaseOut]  # received, waiting for their inspection (deadline first)
+    outbound: list[CaseOut]  # inspected, to forward (passed) or return (failed)
+
+
+class CertificateOut(msgspec.Struct):
+    """A certificate as anyone may verify it: nothing about the buyer, the order or the price."""
+
+    number: str
+    result: str
+    lab: LabPublic
+    warehouse_name: str
+    material: str
+    weight_mg: int
+    weight_g: str
+    inspected_at: dt.datetime
+    items: list[str]
+    photos: list[str]  # URLs
+
+
+class QcPanel(msgspec.Struct):
+    """What an order page shows about the order's inspection (``_order_qc.html``)."""
+
+    warehouse: WarehouseOut | None  # where it goes (paid, not shipped yet) or went
+    case: CaseOut | None
+    held: bool = False  # failed, and the shop has no return address yet
+    shop_failures: int = 0  # failed inspections of the shop, all time (the shop's view)

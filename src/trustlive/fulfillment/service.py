@@ -1,21 +1,83 @@
 """Use cases of fulfillment: ship an order (and have its parcel tracked), apply tracking events,
-show a parcel's journey."""
+show a parcel's journey; the QC warehouse (先鉴后发): ops' set-up, routing, the inspector's
+console, the labs' signed result callbacks, the turnaround deadline and public certificates."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
+import msgspec
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustlive import events
+from trustlive.accounts import service as accounts
 from trustlive.accounts.service import Principal
+from trustlive.catalog import service as catalog
+from trustlive.config import Settings
 from trustlive.db import add_once, utcnow
+from trustlive.errors import (
+    N_,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    validated,
+)
 from trustlive.fulfillment import repository as repo
-from trustlive.fulfillment.models import STAGES, Shipment, TrackingEvent
-from trustlive.fulfillment.schemas import ShipmentOut, TrackingAck, TrackingEventOut, TrackingUpdate
+from trustlive.fulfillment.models import (
+    STAGES,
+    QcCase,
+    QcInspector,
+    QcLab,
+    QcLabEvent,
+    QcPhoto,
+    QcRoute,
+    QcWarehouse,
+    Shipment,
+    TrackingEvent,
+)
+from trustlive.fulfillment.schemas import (
+    CaseOut,
+    CertificateOut,
+    InspectionIn,
+    InspectorIn,
+    InspectorOut,
+    InspectorQueue,
+    LabAck,
+    LabIn,
+    LabOut,
+    LabPublic,
+    LabResultData,
+    LabResultEvent,
+    ParcelIn,
+    PhotoOut,
+    QcPanel,
+    QcSetupOut,
+    ReceiveIn,
+    RouteIn,
+    RouteOut,
+    ShipmentOut,
+    TrackingAck,
+    TrackingEventOut,
+    TrackingUpdate,
+    WarehouseIn,
+    WarehouseOut,
+)
 from trustlive.fulfillment.tracking import Tracker
+from trustlive.ledger import service as ledger
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import OrderOut, ShipIn
+from trustlive.payments import service as payments
+from trustlive.signing import check_signature, sign
 
 # A shipment's leg: where the parcel goes. The seller ships ``to_buyer``, or ``to_qc`` when the
 # order must be inspected first (先鉴后发); the QC warehouse forwards a passed item ``qc_to_buyer``
@@ -26,6 +88,16 @@ QC_TO_BUYER = "qc_to_buyer"
 QC_TO_SELLER = "qc_to_seller"
 RETURN = "return"
 LEGS = (TO_BUYER, TO_QC, QC_TO_BUYER, QC_TO_SELLER, RETURN)
+# The carriers shops and warehouses ship with and buyers send returns with; the code is stored on
+# the parcel (the tracking service reports by it), the name is shown translated.
+CARRIERS = {
+    "SF": N_("SF Express"),
+    "ZTO": N_("ZTO Express"),
+    "YTO": N_("YTO Express"),
+    "YD": N_("Yunda Express"),
+    "EMS": N_("China Post EMS"),
+    "JD": N_("JD Logistics"),
+}
 # Legs whose delivery is the buyer receiving the order (starts auto-confirm).
 DELIVERS_ORDER = frozenset({TO_BUYER, QC_TO_BUYER})
 
@@ -35,10 +107,20 @@ async def ship(
 ) -> OrderOut:
     """The seller hands the parcel to the carrier: the order moves to shipped (its rules and
     errors are the orders domain's), a shipment records the parcel, and the tracking service is
-    asked to report its stages."""
+    asked to report its stages. An order that must be inspected first (先鉴后发) goes to its QC
+    warehouse instead (leg ``to_qc``) and opens its inspection case; 409 ``no_qc_warehouse`` (and
+    nothing shipped) when no active warehouse takes its category."""
     order = await orders.ship_order(session, actor, order_id, data)
     assert order.carrier is not None and order.tracking_no is not None and order.shipped_at is not None
-    session.add(Shipment(order_id=order.id, leg=TO_BUYER, carrier=order.carrier, tracking_no=order.tracking_no,
+    leg = TO_BUYER
+    if order.requires_inspection:
+        warehouse = await _route(session, order)
+        if warehouse is None:
+            raise Conflict(N_("No QC warehouse takes this category yet, so it cannot ship. Please contact the "
+                              "platform."), code="no_qc_warehouse")  # fmt: skip
+        leg = TO_QC
+        await _open_case(session, order, warehouse)
+    session.add(Shipment(order_id=order.id, leg=leg, carrier=order.carrier, tracking_no=order.tracking_no,
                          stage=STAGES[0], stage_at=order.shipped_at, created_at=utcnow()))  # fmt: skip
     tracker.subscribe(session, order.carrier, order.tracking_no, order.shipped_at)
     await session.flush()
@@ -137,6 +219,857 @@ def _shipment_out(s: Shipment, events: list[TrackingEventOut]) -> ShipmentOut:
                        s.delivered_at, events)  # fmt: skip
 
 
-async def qc_of_order(session: AsyncSession, order: OrderOut) -> object | None:
-    """What the order pages show about the order's inspection (None when it has none)."""
-    return None
+# --- the QC warehouse (先鉴后发) ---------------------------------------------------------------
+#
+# An order whose category must be inspected ships seller → QC warehouse (leg to_qc), which opens
+# its case. The warehouse's inspector receives the parcel (the turnaround clock starts), records
+# the inspection and its certificate (or the lab posts it, signed), then forwards a passed item
+# to the buyer (qc_to_buyer) or returns a failed one to the shop (qc_to_seller); a failure
+# refunds the buyer in full at once. Every move of a case is a conditional UPDATE on its status.
+
+
+INBOUND, RECEIVED, PASSED, FAILED, FORWARDED, RETURNED = (
+    "inbound", "received", "passed", "failed", "forwarded", "returned",
+)  # fmt: skip
+CASE_STATUSES = (INBOUND, RECEIVED, PASSED, FAILED, FORWARDED, RETURNED)
+MAX_PHOTOS = 9
+QUEUE_LIMIT = 200
+LAB_SIGNATURE_HEADER = "x-lab-signature"
+FEE_PAYERS = ("shop", "platform")
+_CMA_RE = re.compile(r"[0-9]{12}")
+_CNAS_RE = re.compile(r"L[0-9]{4,5}")
+_CERTIFICATE_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
+
+
+@dataclass(frozen=True)
+class QcPolicy:
+    """The QC warehouse's configuration (docs/inspection.md): the turnaround from arrival to
+    result, the lab's fee per inspection and who pays it, and the key the labs' callback secrets
+    are derived from."""
+
+    turnaround_hours: int = 48
+    fee_fen: int = 2000
+    fee_payer: str = "shop"  # shop | platform
+    secret_key: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QcPolicy:
+        return cls(
+            settings.qc_turnaround_hours, settings.qc_fee_fen, settings.qc_fee_payer, settings.secret_key
+        )
+
+
+def lab_secret(policy: QcPolicy, lab_id: int) -> str:
+    """The key a lab signs its result callbacks with: derived from the app's secret key and the
+    lab's id, so each lab has its own and none is stored."""
+    label = f"trustlive/qc/lab/{lab_id}".encode()
+    return hmac.new(policy.secret_key.encode(), label, hashlib.sha256).hexdigest()
+
+
+def lab_path(lab_id: int) -> str:
+    return f"/api/v1/qc/labs/{lab_id}/results"
+
+
+def normalise_certificate(number: str) -> str:
+    """A lab's certificate number as we store and look it up: no spaces, upper case."""
+    return "".join(number.split()).upper()
+
+
+def weight_text(weight_mg: int | None) -> str | None:
+    """Milligrams as grams with two decimals: 12340 -> "12.34"."""
+    if weight_mg is None:
+        return None
+    return f"{weight_mg // 1000}.{(weight_mg % 1000) // 10:02d}"
+
+
+def _require_ops(actor: Principal) -> None:
+    if not actor.is_ops:
+        raise Forbidden(N_("Only platform operations can do this."), code="ops_only")
+
+
+# --- set-up: labs -----------------------------------------------------------------------------
+
+
+def _accreditation(data: LabIn) -> tuple[str | None, str | None]:
+    """The CMA and CNAS numbers as labs write them ("CNAS L1234" is L1234); at least one."""
+    cma = "".join((data.cma_no or "").split()) or None
+    cnas = "".join((data.cnas_no or "").split()).upper().removeprefix("CNAS").lstrip("-:") or None
+    if cma is not None and not _CMA_RE.fullmatch(cma):
+        raise ValidationFailed(N_("A CMA number has 12 digits."), field="cma_no")
+    if cnas is not None and not _CNAS_RE.fullmatch(cnas):
+        raise ValidationFailed(
+            N_("A CNAS laboratory number is L and 4 or 5 digits, e.g. L1234."), field="cnas_no"
+        )
+    if cma is None and cnas is None:
+        raise ValidationFailed(N_("A lab needs its CMA number, its CNAS number or both."), field="cma_no",
+                               code="accreditation_required")  # fmt: skip
+    return cma, cnas
+
+
+def lab_out(lab: QcLab, policy: QcPolicy | None = None) -> LabOut:
+    out = LabOut(lab.id, lab.name, lab.cma_no, lab.cnas_no, lab.is_active)
+    if policy is not None:  # ops only
+        out.callback_path, out.callback_secret = lab_path(lab.id), lab_secret(policy, lab.id)
+    return out
+
+
+def _lab_public(lab: QcLab) -> LabPublic:
+    return LabPublic(lab.name, lab.cma_no, lab.cnas_no)
+
+
+async def _flush_unique(session: AsyncSession, message: str, code: str, field: str) -> None:
+    """Flush in a savepoint: a unique name taken by a concurrent request is a 409, not a 500."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(message, code=code, field=field) from None
+
+
+async def create_lab(session: AsyncSession, actor: Principal, data: LabIn, policy: QcPolicy) -> LabOut:
+    _require_ops(actor)
+    data = validated(data)
+    cma, cnas = _accreditation(data)
+    name = data.name.strip()
+    if await repo.lab_by_name(session, name) is not None:
+        raise Conflict(N_("Another lab already has this name."), code="lab_name_taken", field="name")
+    lab = QcLab(name=name, cma_no=cma, cnas_no=cnas, is_active=data.is_active)
+    session.add(lab)
+    await _flush_unique(session, N_("Another lab already has this name."), "lab_name_taken", "name")
+    return lab_out(lab, policy)
+
+
+async def _lab(session: AsyncSession, lab_id: int, field: str | None = None) -> QcLab:
+    lab = await repo.get_lab(session, lab_id)
+    if lab is None:
+        raise NotFound(N_("We could not find that lab."), code="lab_not_found", field=field)
+    return lab
+
+
+async def get_lab(session: AsyncSession, actor: Principal, lab_id: int, policy: QcPolicy) -> LabOut:
+    _require_ops(actor)
+    return lab_out(await _lab(session, lab_id), policy)
+
+
+async def update_lab(
+    session: AsyncSession, actor: Principal, lab_id: int, data: LabIn, policy: QcPolicy
+) -> LabOut:
+    _require_ops(actor)
+    data = validated(data)
+    lab = await _lab(session, lab_id)
+    cma, cnas = _accreditation(data)
+    name = data.name.strip()
+    other = await repo.lab_by_name(session, name)
+    if other is not None and other.id != lab.id:
+        raise Conflict(N_("Another lab already has this name."), code="lab_name_taken", field="name")
+    lab.name, lab.cma_no, lab.cnas_no, lab.is_active = name, cma, cnas, data.is_active
+    await _flush_unique(session, N_("Another lab already has this name."), "lab_name_taken", "name")
+    return lab_out(lab, policy)
+
+
+# --- set-up: warehouses, routes, inspectors ---------------------------------------------------
+
+
+async def _warehouses_out(session: AsyncSession, warehouses: list[QcWarehouse]) -> list[WarehouseOut]:
+    """Warehouses with their lab's name, their inspectors and the categories routed to them
+    (three queries whatever the number)."""
+    ids = [w.id for w in warehouses]
+    labs = await repo.labs_by_ids(session, [w.lab_id for w in warehouses])
+    staff = await repo.inspectors_of(session, ids)
+    users = await accounts.users_by_ids(session, sorted({i.user_id for i in staff}))
+    routes = await repo.list_routes(session) if warehouses else []
+    out = []
+    for w in warehouses:
+        people = [
+            InspectorOut(i.user_id, users[i.user_id].username, users[i.user_id].display_name)
+            for i in staff
+            if i.warehouse_id == w.id and i.user_id in users
+        ]
+        routed = [r.category_id for r in routes if r.warehouse_id == w.id]
+        lab = labs.get(w.lab_id)
+        out.append(WarehouseOut(w.id, w.name, w.recipient, w.phone, w.region, w.detail, w.lab_id,
+                                lab.name if lab else "", w.is_active, w.is_default, people, routed))  # fmt: skip
+    return out
+
+
+async def setup(session: AsyncSession, actor: Principal, policy: QcPolicy) -> QcSetupOut:
+    """Everything ops manage: labs, warehouses (with inspectors and routed categories), routes."""
+    _require_ops(actor)
+    warehouses = await repo.list_warehouses(session)
+    routes = await repo.list_routes(session)
+    default = next((w.id for w in warehouses if w.is_default), None)
+    return QcSetupOut(
+        [lab_out(lab, policy) for lab in await repo.list_labs(session)],
+        await _warehouses_out(session, warehouses),
+        [RouteOut(r.category_id, r.warehouse_id) for r in routes],
+        default,
+    )
+
+
+async def _warehouse(session: AsyncSession, warehouse_id: int, field: str | None = None) -> QcWarehouse:
+    warehouse = await repo.get_warehouse(session, warehouse_id)
+    if warehouse is None:
+        raise NotFound(N_("We could not find that QC warehouse."), code="warehouse_not_found", field=field)
+    return warehouse
+
+
+async def get_warehouse(session: AsyncSession, actor: Principal, warehouse_id: int) -> WarehouseOut:
+    _require_ops(actor)
+    return (await _warehouses_out(session, [await _warehouse(session, warehouse_id)]))[0]
+
+
+async def _apply_warehouse(session: AsyncSession, warehouse: QcWarehouse, data: WarehouseIn) -> None:
+    lab = await _lab(session, data.lab_id, field="lab_id")
+    if not lab.is_active and data.is_active:
+        raise ValidationFailed(
+            N_("That lab is closed; choose an active one."), field="lab_id", code="lab_inactive"
+        )
+    if data.is_default and not data.is_active:
+        raise ValidationFailed(N_("The default warehouse must be open."), field="is_default",
+                               code="default_inactive")  # fmt: skip
+    name = data.name.strip()
+    other = await repo.warehouse_by_name(session, name)
+    if other is not None and other.id != warehouse.id:
+        raise Conflict(N_("Another QC warehouse already has this name."), code="warehouse_name_taken",
+                       field="name")  # fmt: skip
+    warehouse.name, warehouse.lab_id, warehouse.is_active = name, lab.id, data.is_active
+    warehouse.recipient, warehouse.phone = data.recipient.strip(), data.phone.strip()
+    warehouse.region, warehouse.detail = data.region.strip(), data.detail.strip()
+    if data.is_default and not warehouse.is_default:
+        await repo.clear_default(session, warehouse.id if warehouse.id else None)
+    warehouse.is_default = data.is_default
+    await _flush_unique(
+        session, N_("Another QC warehouse already has this name."), "warehouse_name_taken", "name"
+    )
+
+
+async def create_warehouse(session: AsyncSession, actor: Principal, data: WarehouseIn) -> WarehouseOut:
+    _require_ops(actor)
+    data = validated(data)
+    warehouse = QcWarehouse(is_default=False)
+    await _apply_warehouse(session, warehouse, data)
+    session.add(warehouse)
+    await _flush_unique(
+        session, N_("Another QC warehouse already has this name."), "warehouse_name_taken", "name"
+    )
+    return (await _warehouses_out(session, [warehouse]))[0]
+
+
+async def update_warehouse(
+    session: AsyncSession, actor: Principal, warehouse_id: int, data: WarehouseIn
+) -> WarehouseOut:
+    _require_ops(actor)
+    data = validated(data)
+    warehouse = await _warehouse(session, warehouse_id)
+    await _apply_warehouse(session, warehouse, data)
+    return (await _warehouses_out(session, [warehouse]))[0]
+
+
+async def set_route(session: AsyncSession, actor: Principal, data: RouteIn) -> list[RouteOut]:
+    """Route an inspection category to a warehouse, or (``warehouse_id`` null) back to the default."""
+    _require_ops(actor)
+    data = validated(data)
+    category = await catalog.get_category(session, data.category_id)
+    if not category.requires_inspection:
+        raise ValidationFailed(N_("Only categories that require inspection are routed to a QC warehouse."),
+                               field="category_id", code="not_inspected")  # fmt: skip
+    route = await repo.get_route(session, category.id)
+    if data.warehouse_id is None:
+        if route is not None:
+            await session.delete(route)
+    else:
+        warehouse = await _warehouse(session, data.warehouse_id, field="warehouse_id")
+        if route is None:
+            session.add(QcRoute(category_id=category.id, warehouse_id=warehouse.id))
+        else:
+            route.warehouse_id = warehouse.id
+    await session.flush()
+    return [RouteOut(r.category_id, r.warehouse_id) for r in await repo.list_routes(session)]
+
+
+async def add_inspector(
+    session: AsyncSession, actor: Principal, warehouse_id: int, data: InspectorIn
+) -> WarehouseOut:
+    """Assign an account holding the inspector role (ops grant it on the users page) to a
+    warehouse; 422 ``not_an_inspector`` for anyone else. Assigning twice changes nothing."""
+    _require_ops(actor)
+    data = validated(data)
+    warehouse = await _warehouse(session, warehouse_id)
+    if data.user_id is not None:
+        user = await accounts.get_user(session, data.user_id)
+        field = "user_id"
+    elif data.username:
+        user = await accounts.get_user_by_username(session, data.username)
+        field = "username"
+    else:
+        raise ValidationFailed(N_("Name the inspector's account."), field="username")
+    if "inspector" not in await accounts.roles_of(session, user.id):
+        raise ValidationFailed(N_("That account does not hold the inspector role. Grant it on the users page "
+                                  "first."), field=field, code="not_an_inspector")  # fmt: skip
+    if await repo.inspector(session, warehouse.id, user.id) is None:
+        session.add(
+            QcInspector(warehouse_id=warehouse.id, user_id=user.id, added_by_id=actor.id, added_at=utcnow())
+        )
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            pass  # a concurrent assignment of the same account: the result is the same
+    return (await _warehouses_out(session, [warehouse]))[0]
+
+
+async def remove_inspector(
+    session: AsyncSession, actor: Principal, warehouse_id: int, user_id: int
+) -> WarehouseOut:
+    _require_ops(actor)
+    warehouse = await _warehouse(session, warehouse_id)
+    row = await repo.inspector(session, warehouse.id, user_id)
+    if row is None:
+        raise NotFound(N_("That account does not work at this warehouse."), code="inspector_not_found")
+    await session.delete(row)
+    await session.flush()
+    return (await _warehouses_out(session, [warehouse]))[0]
+
+
+async def overdue(session: AsyncSession, actor: Principal, now: dt.datetime | None = None) -> list[CaseOut]:
+    """Ops' alert list: received items past their turnaround deadline without a result."""
+    _require_ops(actor)
+    now = now or utcnow()
+    return await _cases_out(session, await repo.overdue_cases(session, now, QUEUE_LIMIT), now)
+
+
+# --- routing and shipping to the warehouse ----------------------------------------------------
+
+
+async def _route(session: AsyncSession, order: OrderOut) -> QcWarehouse | None:
+    """The active warehouse for the order: the route of the first inspected line's category (or
+    of its parent category), else the default warehouse."""
+    sku_ids = [line.sku_id for line in order.lines if line.requires_inspection]
+    skus = await catalog.skus_for_sale(session, sku_ids)
+    categories = {c.id: c for c in await catalog.list_categories(session, include_inactive=True)}
+    candidates: list[int] = []
+    for sku_id in sku_ids:
+        if sku_id in skus:
+            category_id = skus[sku_id].category_id
+            parent = categories[category_id].parent_id if category_id in categories else None
+            candidates += [category_id] + ([parent] if parent else [])
+    routes = await repo.routes_for(session, candidates)
+    warehouses = await repo.warehouses_by_ids(session, list(routes.values()))
+    for category_id in candidates:
+        warehouse = warehouses.get(routes.get(category_id, 0))
+        if warehouse is not None and warehouse.is_active:
+            return warehouse
+    default = await repo.default_warehouse(session)
+    return default if default is not None and default.is_active else None
+
+
+async def _open_case(session: AsyncSession, order: OrderOut, warehouse: QcWarehouse) -> QcCase:
+    assert order.carrier is not None and order.tracking_no is not None
+    case = QcCase(order_id=order.id, shop_id=order.shop_id, warehouse_id=warehouse.id, status=INBOUND,
+                  inbound_carrier=order.carrier, inbound_tracking_no=order.tracking_no, notes="", fee_fen=0,
+                  refunded_fen=0, created_at=utcnow())  # fmt: skip
+    session.add(case)
+    await session.flush()  # orders.uq_qc_cases_order_id: one case per order (ship_order moved it once)
+    events.record(session, "fulfillment.inspection_opened",
+                  {"case_id": case.id, "order_id": order.id, "shop_id": order.shop_id, "warehouse_id": warehouse.id})  # fmt: skip
+    return case
+
+
+# --- reading cases ----------------------------------------------------------------------------
+
+
+async def _cases_out(
+    session: AsyncSession, cases: list[QcCase], now: dt.datetime | None = None, *, send_to: bool = False
+) -> list[CaseOut]:
+    """Cases with their warehouse, lab, items, photos and parcels, in a fixed number of queries."""
+    if not cases:
+        return []
+    now = now or utcnow()
+    order_ids = [c.order_id for c in cases]
+    warehouses = await repo.warehouses_by_ids(session, [c.warehouse_id for c in cases])
+    labs = await repo.labs_by_ids(
+        session,
+        [c.lab_id or warehouses[c.warehouse_id].lab_id for c in cases if c.warehouse_id in warehouses],
+    )
+    found = await orders.orders_by_ids(session, order_ids)
+    photos = await repo.photos_of(session, [c.id for c in cases])
+    parcels = await parcels_of(session, order_ids)
+    out = []
+    for c in cases:
+        warehouse = warehouses.get(c.warehouse_id)
+        lab = labs.get(c.lab_id or (warehouse.lab_id if warehouse else 0))
+        order = found.get(c.order_id)
+        inbound = [p for p in parcels if p.order_id == c.order_id and p.leg == TO_QC]
+        onward = [p for p in parcels if p.order_id == c.order_id and p.leg in (QC_TO_BUYER, QC_TO_SELLER)]
+        out.append(CaseOut(
+            id=c.id, order_id=c.order_id, shop_id=c.shop_id, warehouse_id=c.warehouse_id,
+            warehouse_name=warehouse.name if warehouse else "", status=c.status, inbound_carrier=c.inbound_carrier,
+            inbound_tracking_no=c.inbound_tracking_no, inbound_stage=inbound[-1].stage if inbound else STAGES[0],
+            items=[line.title for line in order.lines] if order else [], created_at=c.created_at,
+            received_at=c.received_at, due_at=c.due_at,
+            overdue=c.status == RECEIVED and c.due_at is not None and c.due_at <= now,
+            overdue_alerted_at=c.overdue_alerted_at, result=c.result, certificate_no=c.certificate_no,
+            material=c.material, weight_mg=c.weight_mg, weight_g=weight_text(c.weight_mg), notes=c.notes,
+            lab=_lab_public(lab) if lab else None, inspected_at=c.inspected_at, source=c.source, fee_fen=c.fee_fen,
+            fee_payer=c.fee_payer, refunded_fen=c.refunded_fen, forwarded_at=c.forwarded_at,
+            returned_at=c.returned_at,
+            photos=[PhotoOut(p.id, f"/media/{p.path}", p.width, p.height) for p in photos if p.case_id == c.id],
+            parcels=onward, order_status=order.status if order else "",
+        ))  # fmt: skip
+    if send_to:
+        for item in out:
+            order = found.get(item.order_id)
+            if item.status == PASSED and order is not None:
+                item.send_to = dict(order.address)
+            elif (
+                item.status in (FAILED, RECEIVED, PASSED) and order is not None and order.status == "refunded"
+            ):
+                item.send_to = (
+                    await orders.get_shop_terms(session, item.shop_id, private=True)
+                ).return_address
+    return out
+
+
+async def _case_for(session: AsyncSession, actor: Principal, case_id: int, *, lock: bool = False) -> QcCase:
+    """The case if the actor works at its warehouse (ops may read any); 404 otherwise, so an
+    inspector learns nothing about other warehouses' parcels."""
+    case = await repo.get_case(session, case_id, lock=lock)
+    if case is None or not (
+        (actor.is_ops and not lock) or case.warehouse_id in await repo.warehouse_ids_of(session, actor.id)
+    ):
+        raise NotFound(N_("We could not find that inspection case."), code="case_not_found")
+    return case
+
+
+async def get_case(
+    session: AsyncSession, actor: Principal, case_id: int, now: dt.datetime | None = None
+) -> CaseOut:
+    """One case for an inspector of its warehouse (or ops), with where to send the item next."""
+    return (await _cases_out(session, [await _case_for(session, actor, case_id)], now, send_to=True))[0]
+
+
+async def inspector_queue(
+    session: AsyncSession, actor: Principal, now: dt.datetime | None = None
+) -> InspectorQueue:
+    """The inspector's console: overdue arrivals first, parcels on their way, arrivals waiting
+    for inspection (deadline first), inspected items to forward or return."""
+    now = now or utcnow()
+    mine = await repo.warehouse_ids_of(session, actor.id)
+    warehouses = await _warehouses_out(session, list((await repo.warehouses_by_ids(session, mine)).values()))
+    inbound = await repo.cases_in(session, mine, (INBOUND,), QUEUE_LIMIT)
+    arrivals = await repo.cases_in(session, mine, (RECEIVED,), QUEUE_LIMIT)
+    outbound = await repo.cases_in(session, mine, (PASSED, FAILED), QUEUE_LIMIT)
+    everything = await _cases_out(session, [*inbound, *arrivals, *outbound], now)
+    by_id = {c.id: c for c in everything}
+    waiting = [by_id[c.id] for c in arrivals]
+    return InspectorQueue(
+        warehouses=warehouses,
+        overdue=[c for c in waiting if c.overdue],
+        inbound=[by_id[c.id] for c in inbound],
+        arrivals=waiting,
+        outbound=[by_id[c.id] for c in outbound],
+    )
+
+
+# --- the inspector's actions ------------------------------------------------------------------
+
+
+async def _new_parcel(session: AsyncSession, case: QcCase, data: ParcelIn) -> None:
+    """The warehouse's parcel has a waybill of its own: reusing one of the order's parcels' would
+    mix their journeys."""
+    number = data.tracking_no.strip().upper()
+    if any(p.tracking_no.upper() == number for p in await parcels_of(session, [case.order_id])):
+        raise Conflict(N_("That tracking number is already on another parcel of this order; enter the new parcel's."),
+                       code="tracking_in_use", field="tracking_no")  # fmt: skip
+
+
+def _state_error(case: QcCase, wanted: str) -> InvalidTransition:
+    """The 409 for acting on a case in the wrong state, in words the inspector can act on."""
+    if case.status == INBOUND:
+        return InvalidTransition(N_("This parcel has not been received at the warehouse yet."),
+                                 code="not_received")  # fmt: skip
+    if wanted == "receive":
+        return InvalidTransition(N_("This parcel has been received already."), code="already_received")
+    if wanted == "inspect":
+        return InvalidTransition(N_("This item has been inspected already; a case has one inspection."),
+                                 code="already_inspected")  # fmt: skip
+    if case.status == RECEIVED:
+        return InvalidTransition(N_("Record the inspection first."), code="not_inspected")
+    if wanted == "forward" and case.status == FAILED:
+        return InvalidTransition(N_("This item failed inspection: it goes back to the shop, not to the buyer."),
+                                 code="inspection_failed")  # fmt: skip
+    if wanted == "return" and case.status == PASSED:
+        return InvalidTransition(
+            N_("This item passed inspection: forward it to the buyer."), code="inspection_passed"
+        )
+    return InvalidTransition(N_("This item has left the warehouse already."), code="already_sent")
+
+
+async def receive(
+    session: AsyncSession, actor: Principal, case_id: int, policy: QcPolicy, now: dt.datetime | None = None
+) -> CaseOut:
+    """The parcel is at the warehouse: the turnaround clock starts (``due_at``)."""
+    case = await _case_for(session, actor, case_id, lock=True)
+    await _receive(session, actor, case, policy, now or utcnow())
+    return await get_case(session, actor, case_id, now)
+
+
+async def _receive(
+    session: AsyncSession, actor: Principal, case: QcCase, policy: QcPolicy, now: dt.datetime
+) -> None:
+    due = now + dt.timedelta(hours=policy.turnaround_hours)
+    if case.status != INBOUND or not await repo.move_case(
+        session, case.id, (INBOUND,), status=RECEIVED, received_at=now, received_by_id=actor.id, due_at=due,
+        updated_at=now,
+    ):  # fmt: skip
+        raise _state_error(case, "receive")
+
+
+async def receive_parcel(
+    session: AsyncSession, actor: Principal, data: ReceiveIn, policy: QcPolicy, now: dt.datetime | None = None
+) -> list[CaseOut]:
+    """Receive by the tracking number on the parcel (scanned or typed): every case of the
+    inspector's warehouses still on its way under that number. 404 when none is."""
+    data = validated(data)
+    now = now or utcnow()
+    mine = await repo.warehouse_ids_of(session, actor.id)
+    cases = await repo.inbound_by_tracking(session, mine, data.tracking_no.strip())
+    if not cases:
+        raise NotFound(N_("No parcel on its way to your warehouse has this tracking number."),
+                       field="tracking_no", code="parcel_not_found")  # fmt: skip
+    for case in cases:
+        await _receive(session, actor, case, policy, now)
+    return await _cases_out(session, [await _case_for(session, actor, c.id) for c in cases], now)
+
+
+def _check_photo_room(existing: int, adding: int) -> None:
+    if existing + adding > MAX_PHOTOS:
+        raise Conflict(N_("An inspection has at most 9 photos."), code="too_many_photos", field="photos")
+
+
+async def _store_photos(
+    session: AsyncSession, case: QcCase, uploads: list[catalog.Upload], media_dir: Path, max_bytes: int
+) -> None:
+    position = await repo.count_photos(session, case.id)
+    _check_photo_room(position, len(uploads))
+    for upload in uploads:
+        stored = catalog.store_image(session, upload, media_dir, f"qc/{case.id}", max_bytes, field="photos")
+        session.add(QcPhoto(case_id=case.id, path=stored.path, content_type=stored.content_type,
+                            byte_size=stored.byte_size, width=stored.width, height=stored.height, position=position,
+                            uploaded_at=utcnow()))  # fmt: skip
+        position += 1
+    await session.flush()
+
+
+async def add_photo(
+    session: AsyncSession,
+    actor: Principal,
+    case_id: int,
+    upload: catalog.Upload,
+    media_dir: Path,
+    max_bytes: int,
+) -> PhotoOut:
+    """A photo of the item, before its inspection is recorded (the certificate's photos are
+    fixed with its result)."""
+    case = await _case_for(session, actor, case_id, lock=True)
+    if case.status != RECEIVED:
+        raise _state_error(case, "inspect")
+    await _store_photos(session, case, [upload], media_dir, max_bytes)
+    last = (await repo.photos_of(session, [case.id]))[-1]
+    return PhotoOut(last.id, f"/media/{last.path}", last.width, last.height)
+
+
+async def record_inspection(
+    session: AsyncSession, actor: Principal, case_id: int, data: InspectionIn, policy: QcPolicy, *,
+    photos: list[catalog.Upload] | None = None, media_dir: Path | None = None, max_bytes: int = 0,
+    now: dt.datetime | None = None,
+) -> CaseOut:  # fmt: skip
+    """The inspector records the result (once per case) and its certificate, with photos. Pass:
+    the item waits to be forwarded. Fail: the buyer is refunded in full at once."""
+    data = validated(data)
+    case = await _case_for(session, actor, case_id, lock=True)
+    warehouse = await _warehouse(session, case.warehouse_id)
+    await _apply_result(
+        session, case, data, warehouse.lab_id, actor.id, "console", policy, now or utcnow(),
+        photos=photos or [], media_dir=media_dir, max_bytes=max_bytes,
+    )  # fmt: skip
+    return await get_case(session, actor, case_id, now)
+
+
+async def _apply_result(
+    session: AsyncSession, case: QcCase, data: InspectionIn | LabResultData, lab_id: int, actor_id: int | None,
+    source: str, policy: QcPolicy, now: dt.datetime, *, photos: list[catalog.Upload] | None = None,
+    media_dir: Path | None = None, max_bytes: int = 0,
+) -> None:  # fmt: skip
+    """Record an inspection from the console or a lab's callback, by the same rules: once, only
+    for a received item of an order still awaiting it, with a certificate number nobody has used;
+    then the lab's fee and, for a failure, the buyer's full refund. The ledger is written last
+    (lock order: payment, order, ledger)."""
+    if case.status != RECEIVED:
+        raise _state_error(case, "inspect")
+    order = await orders.load_order(session, case.order_id)
+    if order.status in ("refunded", "cancelled"):
+        raise InvalidTransition(N_("The buyer has been refunded in full already: send the item back to the shop."),
+                                code="order_refunded")  # fmt: skip
+    number = normalise_certificate(data.certificate_no)
+    if not _CERTIFICATE_RE.fullmatch(number):
+        raise ValidationFailed(N_("A certificate number is 4 to 40 letters, digits or dashes."),
+                               field="certificate_no", code="bad_certificate_no")  # fmt: skip
+    if await repo.case_by_certificate(session, number) is not None:
+        raise Conflict(N_("This certificate number is already used by another certificate."),
+                       code="certificate_taken", field="certificate_no")  # fmt: skip
+    if photos:
+        assert media_dir is not None
+        await _store_photos(session, case, photos, media_dir, max_bytes)
+    fee = max(policy.fee_fen, 0)
+    payer = (policy.fee_payer if policy.fee_payer in FEE_PAYERS else "shop") if fee else None
+    status = PASSED if data.result == "pass" else FAILED
+    try:
+        async with session.begin_nested():
+            moved = await repo.move_case(
+                session, case.id, (RECEIVED,), status=status, result=data.result, certificate_no=number,
+                material=data.material.strip(), weight_mg=data.weight_mg, notes=data.notes.strip(), lab_id=lab_id,
+                inspected_at=now, inspected_by_id=actor_id, source=source, fee_fen=fee, fee_payer=payer,
+                updated_at=now,
+            )  # fmt: skip
+    except IntegrityError:  # a concurrent inspection took the number first
+        raise Conflict(N_("This certificate number is already used by another certificate."),
+                       code="certificate_taken", field="certificate_no") from None  # fmt: skip
+    if not moved:
+        raise InvalidTransition(N_("This item has been inspected already; a case has one inspection."),
+                                code="already_inspected")  # fmt: skip
+    refunded = 0
+    if status == FAILED:
+        refunded = await _refund_in_full(session, case.id, order, number)
+        await repo.move_case(session, case.id, (FAILED,), refunded_fen=refunded)
+        events.record(session, "fulfillment.inspection_failed", {
+            "case_id": case.id, "order_id": order.id, "shop_id": order.shop_id,
+            "product_ids": sorted({line.product_id for line in order.lines}), "certificate_no": number,
+            "refunded_fen": refunded,
+        })  # fmt: skip
+    else:
+        events.record(session, "fulfillment.inspection_passed",
+                      {"case_id": case.id, "order_id": order.id, "shop_id": order.shop_id, "certificate_no": number})  # fmt: skip
+    if fee:
+        account = ledger.shop_payable(order.shop_id) if payer == "shop" else ledger.PLATFORM_FEE_REVENUE
+        await ledger.post(
+            session, kind="inspection_fee", ref=f"qc:{case.id}", idempotency_key=f"qcfee:{case.id}",
+            postings=ledger.inspection_fee_postings(account, fee),
+            memo=f"inspection of order {order.id}, certificate {number}",
+        )  # fmt: skip
+    await session.flush()
+
+
+async def _refund_in_full(session: AsyncSession, case_id: int, order: OrderOut, certificate_no: str) -> int:
+    """Give the buyer back everything still paid, allocated to what is left of each line and of
+    shipping so that settlement and commissions see it right; when earlier order-level refunds
+    make those parts exceed the amount, unallocated (a full refund never settles anyway)."""
+    amount = order.paid_fen - order.refunded_fen
+    if amount <= 0:
+        return 0
+    lines = {line.id: line.line_total_fen - line.refunded_fen for line in order.lines}
+    lines = {k: v for k, v in lines.items() if v > 0}
+    shipping = order.shipping_fen - order.shipping_refunded_fen
+    if sum(lines.values()) + shipping > amount:
+        lines, shipping = {}, 0
+    await payments.refund_order(
+        session, order.id, amount, f"failed inspection, certificate {certificate_no}", f"qc:{case_id}",
+        lines=lines or None, shipping_fen=shipping,
+    )  # fmt: skip
+    return amount
+
+
+async def forward(
+    session: AsyncSession, actor: Principal, case_id: int, data: ParcelIn, tracker: Tracker,
+    now: dt.datetime | None = None,
+) -> CaseOut:  # fmt: skip
+    """Send a passed item on to the buyer's address (leg ``qc_to_buyer``): its delivery delivers
+    the order."""
+    data = validated(data)
+    now = now or utcnow()
+    case = await _case_for(session, actor, case_id, lock=True)
+    if case.status != PASSED:
+        raise _state_error(case, "forward")
+    await _new_parcel(session, case, data)
+    order = await orders.load_order(session, case.order_id)
+    if order.status != "shipped":
+        raise InvalidTransition(N_("The buyer has been refunded in full already: send the item back to the shop."),
+                                code="order_refunded")  # fmt: skip
+    if not await repo.move_case(
+        session, case.id, (PASSED,), status=FORWARDED, forwarded_at=now, updated_at=now
+    ):
+        raise _state_error(case, "forward")
+    await send_parcel(session, case.order_id, QC_TO_BUYER, data.carrier.strip(), data.tracking_no.strip(), tracker,
+                      now)  # fmt: skip
+    events.record(session, "fulfillment.inspection_forwarded",
+                  {"case_id": case.id, "order_id": case.order_id, "certificate_no": case.certificate_no})  # fmt: skip
+    return await get_case(session, actor, case_id, now)
+
+
+async def return_to_seller(
+    session: AsyncSession, actor: Principal, case_id: int, data: ParcelIn, tracker: Tracker,
+    now: dt.datetime | None = None,
+) -> CaseOut:  # fmt: skip
+    """Send the item back to the shop's return address (leg ``qc_to_seller``): a failed item, or
+    one whose buyer was refunded in full before it was forwarded. 409 ``no_return_address`` while
+    the shop has none: the item is held at the warehouse."""
+    data = validated(data)
+    now = now or utcnow()
+    case = await _case_for(session, actor, case_id, lock=True)
+    allowed: tuple[str, ...] = (FAILED,)
+    if case.status in (RECEIVED, PASSED):
+        order = await orders.load_order(session, case.order_id)
+        if order.status in ("refunded", "cancelled"):
+            allowed = (RECEIVED, PASSED)
+    if case.status not in allowed:
+        raise _state_error(case, "return")
+    await _new_parcel(session, case, data)
+    terms = await orders.get_shop_terms(session, case.shop_id, private=True)
+    if not terms.return_address:
+        raise Conflict(N_("The shop has no return address yet: the item is held at the warehouse until it sets "
+                          "one."), code="no_return_address")  # fmt: skip
+    if not await repo.move_case(session, case.id, allowed, status=RETURNED, returned_at=now, updated_at=now):
+        raise _state_error(case, "return")
+    await send_parcel(session, case.order_id, QC_TO_SELLER, data.carrier.strip(), data.tracking_no.strip(), tracker,
+                      now)  # fmt: skip
+    events.record(session, "fulfillment.inspection_returned", {"case_id": case.id, "order_id": case.order_id,
+                                                                "shop_id": case.shop_id})  # fmt: skip
+    return await get_case(session, actor, case_id, now)
+
+
+# --- the labs' result callbacks ---------------------------------------------------------------
+
+
+def parse_lab_event(body: bytes) -> LabResultEvent:
+    try:
+        return msgspec.json.decode(body, type=LabResultEvent)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        raise BadRequest("body is not an inspection result event", code="bad_payload") from None
+
+
+def lab_headers(policy: QcPolicy, lab_id: int, body: bytes, now: dt.datetime | None = None) -> dict[str, str]:
+    """The headers a lab sends with ``body`` (for labs' integration tests and ours)."""
+    timestamp = int((now or utcnow()).timestamp())
+    return {
+        "Content-Type": "application/json",
+        "X-Lab-Signature": sign(lab_secret(policy, lab_id), body, timestamp),
+    }
+
+
+async def handle_lab_result(
+    session: AsyncSession, lab_id: int, headers: Mapping[str, str], body: bytes, policy: QcPolicy,
+    now: dt.datetime | None = None,
+) -> LabAck:  # fmt: skip
+    """A lab posts a result from its own system, signed with its key (``X-Lab-Signature: t=<unix>,
+    v1=<hex HMAC-SHA256 of "t.body">``, 5 minutes tolerance). 400 and nothing recorded when it
+    does not verify; a repeated event id answers ``duplicate`` and changes nothing; a case of
+    another lab's warehouse is a 404; otherwise the console's rules (409 certificate reuse, ...).
+    Each accepted event is kept once in ``qc_lab_events``."""
+    now = now or utcnow()
+    lab = await repo.get_lab(session, lab_id)
+    if lab is None or not lab.is_active:
+        raise NotFound("no such lab", code="lab_not_found")
+    header = next((v for k, v in headers.items() if k.lower() == LAB_SIGNATURE_HEADER), None)
+    check_signature(lab_secret(policy, lab.id), header, body, now)
+    event = parse_lab_event(body)
+    data = event.data
+    if data.case_id is None and data.order_id is None:
+        raise BadRequest("data: name the case_id or the order_id", code="bad_payload")
+    seen = await repo.lab_event(session, lab.id, event.id)
+    if seen is not None:
+        return LabAck(True, event.id, "duplicate", seen.case_id)
+    case = (
+        await repo.get_case(session, data.case_id, lock=True)
+        if data.case_id is not None
+        else await repo.case_of_order(session, data.order_id or 0)
+    )
+    warehouse = await repo.get_warehouse(session, case.warehouse_id) if case is not None else None
+    if (
+        case is None
+        or warehouse is None
+        or warehouse.lab_id != lab.id
+        or (data.order_id is not None and case.order_id != data.order_id)
+    ):
+        raise NotFound("no inspection case of this lab's warehouse matches", code="case_not_found")
+    record = QcLabEvent(lab_id=lab.id, event_id=event.id, case_id=case.id, result=data.result,
+                        certificate_no=normalise_certificate(data.certificate_no), received_at=now)  # fmt: skip
+    twin = await add_once(session, record, lambda: repo.lab_event(session, lab.id, event.id))
+    if twin is not None:  # the same event, delivered twice at once: the other copy applied it
+        return LabAck(True, event.id, "duplicate", twin.case_id)
+    await _apply_result(session, case, data, lab.id, None, "lab", policy, now)
+    return LabAck(True, event.id, "applied", case.id)
+
+
+# --- the public certificate and the order pages -----------------------------------------------
+
+
+async def certificate(session: AsyncSession, number: str) -> CertificateOut:
+    """A certificate as anyone may verify it (nothing private: no buyer, address, order or
+    price). 404 for a number no inspection has."""
+    number = normalise_certificate(number)
+    case = await repo.case_by_certificate(session, number) if _CERTIFICATE_RE.fullmatch(number) else None
+    if case is None or case.result is None or case.inspected_at is None:
+        raise NotFound(N_("No certificate has this number. Check it against the paper certificate."),
+                       code="certificate_not_found")  # fmt: skip
+    [out] = await _cases_out(session, [case])
+    assert out.lab is not None and out.material is not None and out.weight_mg is not None and out.weight_g
+    return CertificateOut(number, case.result, out.lab, out.warehouse_name, out.material, out.weight_mg, out.weight_g,
+                          case.inspected_at, out.items, [p.url for p in out.photos])  # fmt: skip
+
+
+async def _brief(session: AsyncSession, warehouse: QcWarehouse | None) -> WarehouseOut | None:
+    """A warehouse as order pages show it: name, address, lab; not who works there."""
+    if warehouse is None:
+        return None
+    out = (await _warehouses_out(session, [warehouse]))[0]
+    out.inspectors, out.category_ids = [], []
+    return out
+
+
+async def qc_of_order(session: AsyncSession, order: OrderOut) -> QcPanel | None:
+    """What the order pages show about the order's inspection (None when it has none): where to
+    send it (the shop, before shipping), where it is (at the lab, passed with its certificate,
+    forwarded, failed and refunded), and for the shop its failures."""
+    if not order.requires_inspection:
+        return None
+    case = await repo.case_of_order(session, order.id)
+    failures = await repo.count_failures(session, order.shop_id)
+    if case is None:
+        if order.status in ("cancelled", "refunded"):
+            return None  # it never went to a warehouse and never will
+        routed = await _route(session, order) if order.status == "paid" else None
+        return QcPanel(await _brief(session, routed), None, shop_failures=failures)
+    [out] = await _cases_out(session, [case])
+    held = (
+        case.status == FAILED
+        and not (await orders.get_shop_terms(session, case.shop_id, private=True)).return_address
+    )
+    return QcPanel(
+        await _brief(session, await repo.get_warehouse(session, case.warehouse_id)), out, held, failures
+    )
+
+
+async def order_inspection(session: AsyncSession, viewer: Principal, order_id: int) -> QcPanel | None:
+    """The order's inspection for its buyer, its shop and ops (404 for anyone else)."""
+    return await qc_of_order(session, await orders.get_order(session, viewer, order_id))
+
+
+# --- the turnaround deadline ------------------------------------------------------------------
+
+
+async def due_overdue_alerts(session: AsyncSession, now: dt.datetime, limit: int = 200) -> list[int]:
+    return await repo.due_overdue_alerts(session, now, limit)
+
+
+async def alert_overdue(session: AsyncSession, case_id: int, now: dt.datetime) -> bool:
+    """Mark a received case past its turnaround deadline as alerted and tell ops (outbox), once:
+    the conditional update lets one worker win, and a restarted sweep finds it done."""
+    if not await repo.mark_overdue_alerted(session, case_id, now):
+        return False
+    case = await repo.get_case(session, case_id)
+    assert case is not None and case.due_at is not None
+    events.record(session, "fulfillment.inspection_overdue", {
+        "case_id": case.id, "order_id": case.order_id, "warehouse_id": case.warehouse_id,
+        "due_at": case.due_at.isoformat(),
+    })  # fmt: skip
+    return True

@@ -1,7 +1,8 @@
 """Background work of fulfillment: the sandbox tracking service delivers its due events (claims,
 retries with backoff and the test knobs are ``trustlive.webhook_delivery``'s, shared with the
 payment sandbox). In process, through ``service.handle_webhook`` as the HTTP endpoint runs it (pass
-``send=webhook_delivery.http_sender(client, path)`` to go over HTTP)."""
+``send=webhook_delivery.http_sender(client, path)`` to go over HTTP). And the QC warehouse's
+turnaround deadline: received items past it without a result are flagged for ops, once each."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trustlive import webhook_delivery
 from trustlive.config import Settings
-from trustlive.db import utcnow
+from trustlive.db import transaction, utcnow
 from trustlive.fulfillment import service
 from trustlive.fulfillment.models import SandboxTrackingDelivery
 from trustlive.fulfillment.tracking import SANDBOX, SandboxTracker, get_tracker
@@ -57,4 +58,25 @@ async def run_once(
 ) -> dict[str, int]:
     """One pass of everything fulfillment does in the background (the scheduler's job)."""
     report = await deliver_tracking(sessionmaker, settings, now=now)
-    return {"tracking_delivered": report.delivered, "tracking_failed": report.failed + report.gave_up}
+    return {
+        "tracking_delivered": report.delivered,
+        "tracking_failed": report.failed + report.gave_up,
+        "inspections_overdue": await alert_overdue(sessionmaker, now),
+    }
+
+
+async def alert_overdue(
+    sessionmaker: async_sessionmaker[AsyncSession], now: dt.datetime | None = None
+) -> int:
+    """Flag every received case past its turnaround deadline without a result (``overdue_alerted_at``
+    and an outbox event ``fulfillment.inspection_overdue``), each in its own short transaction.
+    Idempotent: a case is alerted once, whoever sweeps and however often."""
+    now = now or utcnow()
+    async with transaction(sessionmaker) as session:
+        due = await service.due_overdue_alerts(session, now)
+    alerted = 0
+    for case_id in due:
+        async with transaction(sessionmaker) as session:
+            if await service.alert_overdue(session, case_id, now):
+                alerted += 1
+    return alerted
