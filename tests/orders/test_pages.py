@@ -918,3 +918,41 @@ def test_owner_sets_return_terms_and_the_address_stays_private(client: TestClien
         ).status_code
         == 422
     )
+
+
+def test_ops_see_overdue_shipments_longest_overdue_first(
+    client: TestClient, shop_world: dict, settings: Settings
+) -> None:
+    w = shop_world
+    token = sign_in(client, "buyer1")
+    address_id = add_address(client, token)
+    ids = []
+    for _ in range(3):
+        ids.append(
+            order_id_from(client, buy_now(client, token, w["bodysuit"]["skus"][0]["id"], 1, address_id))
+        )
+        mark_paid(settings, ids[-1], 5900 + 800)
+    run(_move_ship_by(settings.database_url, ids[0], -50))  # 2 h overdue
+    run(_move_ship_by(settings.database_url, ids[1], -53))  # 5 h overdue: listed first
+    # ids[2] is within its 48 hours.
+    listed = client.get("/api/v1/ops/overdue-shipments", headers=w["ops1"])
+    assert listed.status_code == 200
+    assert listed.json()["total"] == 2 and [o["id"] for o in listed.json()["items"]] == [ids[1], ids[0]]
+    assert client.get("/api/v1/ops/overdue-shipments", headers=w["merchant1"]).status_code == 403
+    assert client.get("/ops/shipping").status_code == 403  # the buyer, signed in
+    sign_in(client, "ops1")
+    page = client.get("/ops/shipping")
+    assert page.status_code == 200 and "2 orders are overdue" in page.text
+    assert page.text.index(f'data-order="{ids[1]}"') < page.text.index(f'data-order="{ids[0]}"')
+    assert f'data-order="{ids[2]}"' not in page.text and re.search(r"5 h [01] min late", page.text)
+    client.cookies.set("tl_lang", "zh_Hans")
+    assert "超时未发货" in client.get("/ops/shipping").text
+    client.cookies.set("tl_lang", "en")
+    # Once shipped it leaves the list.
+    merchant = sign_in(client, "merchant1")
+    shipped = client.post(f"/console/orders/{ids[1]}/ship", follow_redirects=False,
+                          data={"carrier": "SF", "tracking_no": "SF99887766", "_csrf_token": merchant})  # fmt: skip
+    assert shipped.status_code == 303
+    assert [
+        o["id"] for o in client.get("/api/v1/ops/overdue-shipments", headers=w["ops1"]).json()["items"]
+    ] == [ids[0]]

@@ -25,13 +25,14 @@ from trustlive.orders.schemas import (
     OrderPage,
     OrderPlaced,
     OrderSummary,
+    OverduePage,
     ReturnsIn,
     ShipIn,
     ShopTermsIn,
     ShopTermsOut,
 )
 from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
-from trustlive.web.policy import public, signed_in
+from trustlive.web.policy import allow, public, signed_in
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
@@ -180,6 +181,13 @@ async def my_orders(
     return _page(orders, limit)
 
 
+@get("/ops/overdue-shipments", tags=["orders"], **allow("ops"))
+async def overdue_shipments(me: Principal, db: AsyncSession, limit: Limit = MAX_LIMIT) -> OverduePage:
+    """Paid orders that should have shipped by now, the longest overdue first, and how many in all."""
+    found = await service.overdue_shipments(db, me, limit=limit)
+    return OverduePage(found.total, found.orders)
+
+
 @get("/shops/{shop_id:int}/orders", tags=["orders"], **signed_in())
 async def shop_orders(
     shop_id: int, me: Principal, db: AsyncSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
@@ -226,5 +234,5 @@ async def confirm_receipt(order_id: int, me: Principal, db: AsyncSession) -> Ord
 routes = [
     list_addresses, add_address, delete_address, shop_terms, set_shipping, set_returns,
     view_cart, add_to_cart, set_quantity, remove_from_cart, checkout_cart,
-    place_order, my_orders, shop_orders, order_detail, cancel, ship, delivered, confirm_receipt,
+    place_order, my_orders, overdue_shipments, shop_orders, order_detail, cancel, ship, delivered, confirm_receipt,
 ]  # fmt: skip

@@ -112,6 +112,7 @@ class Checkout(Base):
 
 DUE_INDEXES = (
     ("ix_orders_pay_due", "pay_deadline", OrderStatus.pending_payment.value),
+    ("ix_orders_ship_due", "ship_by", OrderStatus.paid.value),  # ops' list of overdue shipments
     ("ix_orders_confirm_due", "auto_confirm_at", OrderStatus.delivered.value),
     ("ix_orders_settle_due", "settle_at", OrderStatus.completed.value),
 )

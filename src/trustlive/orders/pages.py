@@ -48,10 +48,10 @@ from trustlive.orders.schemas import (
 )
 from trustlive.payments import service as payments
 from trustlive.reviews import service as reviews
-from trustlive.web.forms import bad_fields, checked, integer, invalid, parse, text
+from trustlive.web.forms import bad_fields, checked, fixable, integer, invalid, parse, safe_next, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
-from trustlive.web.policy import signed_in
+from trustlive.web.policy import allow, signed_in
 from trustlive.web.templating import yuan
 
 log = logging.getLogger(__name__)
@@ -65,29 +65,10 @@ CONSOLE_PAGE_SIZE = 50
 MAX_ID = 2**62
 SOURCES = frozenset(get_args(SourceName))
 
-# Shown through _(labels[status]); the codes stay in URLs and CSS classes.
-STATUS_LABELS = {
-    "pending_payment": N_("Awaiting payment"),
-    "paid": N_("Awaiting shipment"),
-    "shipped": N_("Shipped"),
-    "delivered": N_("Delivered"),
-    "completed": N_("Completed"),
-    "settled": N_("Settled"),
-    "cancelled": N_("Cancelled"),
-    "refunded": N_("Refunded"),
-}
+STATUS_LABELS = service.STATUS_LABELS
 # Buyers do not care when the seller was paid out: a settled order is simply completed.
 BUYER_LABELS = {**STATUS_LABELS, "settled": STATUS_LABELS["completed"]}
 
-# Common carriers: the code is stored on the order (the fulfilment issue maps carrier events to it).
-CARRIERS = {
-    "SF": N_("SF Express"),
-    "ZTO": N_("ZTO Express"),
-    "YTO": N_("YTO Express"),
-    "YD": N_("Yunda Express"),
-    "EMS": N_("China Post EMS"),
-    "JD": N_("JD Logistics"),
-}
 
 # Timeline notes the service writes as codes or fixed English, as people should read them.
 EVENT_NOTES = {
@@ -134,21 +115,9 @@ _ORDER_FIELDS = {
 _CHECKOUT_FIELDS = {**_ORDER_FIELDS, r"items.*": "item_ids"}
 
 
-def _fixable(err: DomainError) -> DomainError:
-    """Errors the user can fix on the form come back; refusals and missing things are raised to
-    the error page (re-rendering an order you may not see would only fail again)."""
-    if err.status_code in (401, 403) or (err.status_code == 404 and not err.fields):
-        raise err
-    return err
-
-
 def _new_key() -> str:
     """An idempotency key for one rendering of a checkout form."""
     return secrets.token_urlsafe(24)
-
-
-def _safe_next(value: str | None, default: str) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else default
 
 
 def _tab(tabs: tuple[Tab, ...], key: str) -> Tab:
@@ -168,7 +137,7 @@ async def _shop_names(db: AsyncSession, shop_ids: list[int]) -> dict[int, str]:
 
 def _common(context: dict[str, Any]) -> dict[str, Any]:
     """What every orders page shows: status labels, carrier names, timeline notes."""
-    return {"labels": BUYER_LABELS, "carriers": CARRIERS, "event_notes": EVENT_NOTES, **context}
+    return {"labels": BUYER_LABELS, "carriers": fulfillment.CARRIERS, "event_notes": EVENT_NOTES, **context}
 
 
 # --- product page: buy now and add to cart ----------------------------------------------------
@@ -218,7 +187,7 @@ async def _product_page(db: AsyncSession, viewer: Principal, product_id: int, **
 async def _back_to_product(
     db: AsyncSession, me: Principal, form: dict[str, str], err: DomainError
 ) -> Template:
-    _fixable(err)
+    fixable(err)
     if not form["product_id"].isdigit():
         raise err
     return await _product_page(
@@ -335,7 +304,7 @@ async def buy_now(
         placed = await service.place_order(db, me, order, form["idempotency_key"], order_policy)
     except DomainError as err:
         await db.rollback()
-        _fixable(err)
+        fixable(err)
         if item is None:
             if not form["sku_id"].isdigit():
                 raise
@@ -388,7 +357,7 @@ async def set_quantity(item_id: int, data: Form, db: AsyncSession, me: Principal
     except DomainError as err:
         await db.rollback()
         return await _cart_page(
-            db, me, error=_fixable(err), error_item=item_id, form=form, bad=bad_fields(err),
+            db, me, error=fixable(err), error_item=item_id, form=form, bad=bad_fields(err),
             status_code=err.status_code,
         )  # fmt: skip
     return Redirect(f"/cart#item-{item_id}", status_code=303)
@@ -429,7 +398,7 @@ async def checkout(
     except DomainError as err:
         await db.rollback()
         return await _cart_page(
-            db, me, error=_fixable(err), form=form, bad=bad_fields(err, _CHECKOUT_FIELDS),
+            db, me, error=fixable(err), form=form, bad=bad_fields(err, _CHECKOUT_FIELDS),
             status_code=err.status_code,
         )  # fmt: skip
     return await _to_payment(db, me, placed, settings)
@@ -456,20 +425,20 @@ async def _addresses_page(db: AsyncSession, me: Principal, next_url: str, **extr
 @get("/addresses", **signed_in())
 async def addresses_page(db: AsyncSession, me: Principal, request: Request[Any, Any, Any]) -> Template:
     """The address book; ``?next=`` leads back to the checkout that sent the buyer here."""
-    return await _addresses_page(db, me, _safe_next(request.query_params.get("next"), ""))
+    return await _addresses_page(db, me, safe_next(request.query_params.get("next"), ""))
 
 
 @post("/addresses", **signed_in())
 async def add_address(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
     form = {name: text(data, name) for name in _ADDRESS_FIELDS}
     form["is_default"] = "on" if checked(data, "is_default") else ""
-    next_url = _safe_next(text(data, "next"), "")
+    next_url = safe_next(text(data, "next"), "")
     try:
         await service.add_address(db, me, parse(AddressIn, {**form, "is_default": bool(form["is_default"])}))
     except DomainError as err:
         await db.rollback()
         return await _addresses_page(
-            db, me, next_url, form=form, error=_fixable(err), bad=bad_fields(err), status_code=err.status_code
+            db, me, next_url, form=form, error=fixable(err), bad=bad_fields(err), status_code=err.status_code
         )
     return Redirect(next_url or "/addresses", status_code=303)
 
@@ -477,7 +446,7 @@ async def add_address(data: Form, db: AsyncSession, me: Principal) -> Template |
 @post("/addresses/{address_id:int}/delete", **signed_in())
 async def delete_address(address_id: int, data: Form, db: AsyncSession, me: Principal) -> Redirect:
     await service.delete_address(db, me, address_id)
-    next_url = _safe_next(text(data, "next"), "")
+    next_url = safe_next(text(data, "next"), "")
     return Redirect("/addresses" + (f"?{urlencode({'next': next_url})}" if next_url else ""), status_code=303)
 
 
@@ -571,7 +540,7 @@ async def cancel_order(order_id: int, db: AsyncSession, me: Principal) -> Templa
         await service.cancel_order(db, me, order_id)
     except DomainError as err:
         await db.rollback()
-        return await _order_page(db, me, order_id, error=_fixable(err), status_code=err.status_code)
+        return await _order_page(db, me, order_id, error=fixable(err), status_code=err.status_code)
     return Redirect(f"/orders/{order_id}?done=cancelled", status_code=303)
 
 
@@ -582,7 +551,7 @@ async def confirm_receipt(order_id: int, db: AsyncSession, me: Principal) -> Tem
         await service.confirm_receipt(db, me, order_id)
     except DomainError as err:
         await db.rollback()
-        return await _order_page(db, me, order_id, error=_fixable(err), status_code=err.status_code)
+        return await _order_page(db, me, order_id, error=fixable(err), status_code=err.status_code)
     return Redirect(f"/orders/{order_id}?done=confirmed", status_code=303)
 
 
@@ -653,7 +622,7 @@ async def console_order_page(
     delivered, and the payments domain's refund form). Errors the shop cannot fix on the form
     (403, a 404 naming no field) go to the error page instead."""
     if error is not None:
-        _fixable(error)
+        fixable(error)
         extra.setdefault("status_code", error.status_code)
     shops = await catalog.shops_of(db, me) if me.is_ops else await _my_shops(db, me)
     order = await service.get_order(db, me, order_id)
@@ -702,7 +671,7 @@ async def ship_order(
 ) -> Template | Redirect:
     form = {"carrier": text(data, "carrier"), "tracking_no": text(data, "tracking_no").replace(" ", "")}
     try:
-        if form["carrier"] not in CARRIERS:
+        if form["carrier"] not in fulfillment.CARRIERS:
             raise invalid("carrier", gettext("choose the carrier"))
         if not _TRACKING_RE.fullmatch(form["tracking_no"]):
             raise invalid("tracking_no", gettext("4 to 64 letters, digits or dashes, as on the waybill"))
@@ -727,6 +696,22 @@ async def mark_delivered(
         await db.rollback()
         return await console_order_page(db, me, order_id, order_policy, error=err)
     return Redirect(f"/console/orders/{order_id}?saved=delivered", status_code=303)
+
+
+# --- ops: overdue shipments --------------------------------------------------------------------
+
+
+@get("/ops/shipping", **allow("ops"))
+async def overdue_shipments(db: AsyncSession, me: Principal) -> Template:
+    """Paid orders past their ship-by deadline, the longest overdue first, with their shops."""
+    found = await service.overdue_shipments(db, me)
+    context = _common({
+        "found": found,
+        "now": utcnow(),
+        "shop_names": await _shop_names(db, [o.shop_id for o in found.orders]),
+        "labels": STATUS_LABELS,
+    })  # fmt: skip
+    return Template("orders/ops_overdue.html", context=context)
 
 
 # --- merchant console: shipping terms ---------------------------------------------------------
@@ -800,7 +785,7 @@ async def set_returns(data: Form, db: AsyncSession, me: Principal) -> Template |
         await service.set_returns(db, me, shop_id, parse(ReturnsIn, body))
     except DomainError as err:
         await db.rollback()
-        _fixable(err)
+        fixable(err)
         bad = {f.removeprefix("return_address.") for f in bad_fields(err)}
         return await _shipping_page(db, me, shop_id, returns_form=form, error=err, error_form="returns", bad=bad,
                                     status_code=err.status_code)  # fmt: skip
@@ -821,7 +806,7 @@ async def set_shipping(data: Form, db: AsyncSession, me: Principal) -> Template 
         await service.set_shipping(db, me, shop_id, parse(ShopTermsIn, terms))
     except DomainError as err:
         await db.rollback()
-        _fixable(err)
+        fixable(err)
         return await _shipping_page(
             db,
             me,
@@ -854,6 +839,7 @@ routes = [
     console_order,
     ship_order,
     mark_delivered,
+    overdue_shipments,
     shipping_page,
     set_shipping,
     set_returns,

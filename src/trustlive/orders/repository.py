@@ -173,6 +173,21 @@ async def list_orders(
     return list(await session.scalars(stmt))
 
 
+async def overdue_shipments(session: AsyncSession, now: dt.datetime, limit: int) -> tuple[list[Order], int]:
+    """Paid orders past their ship-by deadline, the longest overdue first, and how many there are
+    (through the partial index of paid orders' deadlines)."""
+    due = and_(Order.status == literal("paid", literal_execute=True), Order.ship_by < now)
+    rows = await session.scalars(
+        select(Order)
+        .options(selectinload(Order.lines))
+        .where(due)
+        .order_by(Order.ship_by, Order.id)
+        .limit(limit)
+    )
+    total = await session.scalar(select(func.count()).select_from(Order).where(due))
+    return list(rows), total or 0
+
+
 async def transition(
     session: AsyncSession, order_id: int, from_statuses: tuple[str, ...], to_status: str, *,
     unheld: bool = False, **values: Any,

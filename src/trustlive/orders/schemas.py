@@ -188,6 +188,13 @@ class OrderPage(msgspec.Struct):
     next_cursor: str | None
 
 
+class OverduePage(msgspec.Struct):
+    """Paid orders past their ship-by deadline, the longest overdue first (at most ``limit``)."""
+
+    total: int
+    items: list[OrderOut]
+
+
 class CartLineOut(msgspec.Struct):
     id: int
     sku_id: int

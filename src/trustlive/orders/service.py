@@ -29,6 +29,7 @@ from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import add_once, transaction, utcnow
 from trustlive.errors import (
+    N_,
     Conflict,
     DomainError,
     FieldError,
@@ -81,6 +82,17 @@ ALLOWED: dict[str, frozenset[str]] = {
     S.settled: frozenset(),
     S.cancelled: frozenset(),
     S.refunded: frozenset(),
+}
+# What people call each status (shown through _(); the codes stay in URLs and CSS classes).
+STATUS_LABELS = {
+    "pending_payment": N_("Awaiting payment"),
+    "paid": N_("Awaiting shipment"),
+    "shipped": N_("Shipped"),
+    "delivered": N_("Delivered"),
+    "completed": N_("Completed"),
+    "settled": N_("Settled"),
+    "cancelled": N_("Cancelled"),
+    "refunded": N_("Refunded"),
 }
 MAX_ADDRESSES = 20
 MAX_CART_ITEMS = 100
@@ -581,6 +593,23 @@ async def list_shop_orders(
     return await repo.list_orders(
         session, shop_id=shop_id, statuses=statuses, before_id=before_id, limit=limit
     )
+
+
+@dataclass(frozen=True)
+class OverdueShipments:
+    orders: list[OrderOut]
+    total: int  # all overdue orders; ``orders`` holds the longest overdue first, at most ``limit``
+
+
+async def overdue_shipments(
+    session: AsyncSession, actor: Principal, now: dt.datetime | None = None, limit: int = 200
+) -> OverdueShipments:
+    """For ops: paid orders that should have shipped by now (past ``ship_by``), the longest
+    overdue first. How late each one leaves is recorded when it ships and counts in the scores."""
+    if not actor.is_ops:
+        raise Forbidden("only ops can see every shop's overdue shipments", code="ops_only")
+    orders, total = await repo.overdue_shipments(session, now or utcnow(), limit)
+    return OverdueShipments([order_out(o) for o in orders], total)
 
 
 def _check_statuses(statuses: list[str] | None) -> None:
