@@ -118,6 +118,20 @@ def provide_tracker(state: State) -> Tracker:
     return state.tracker
 
 
+def build_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Scheduler:
+    """Every domain's deadline sweepers, in lifecycle order: the app runs them every
+    ``task_interval_seconds``; ``trustlive tasks run`` runs them once (for cron)."""
+    scheduler = Scheduler(settings.task_interval_seconds)
+    policy = orders.OrderPolicy.from_settings(settings)
+    scheduler.add("orders", lambda: order_tasks.run_due(sessionmaker, policy=policy))
+    scheduler.add("payouts", lambda: ledger_tasks.process_payouts(sessionmaker))
+    scheduler.add("payments", lambda: payment_tasks.run_once(sessionmaker, settings))
+    scheduler.add("fulfillment", lambda: fulfillment_tasks.run_once(sessionmaker, settings))
+    scheduler.add("aftersales", lambda: aftersales_tasks.run_once(sessionmaker, settings))
+    scheduler.add("care", lambda: care_tasks.run_once(sessionmaker, settings))
+    return scheduler
+
+
 @contextlib.contextmanager
 def _server_gc() -> Iterator[None]:
     """The cyclic garbage collector, set for a server while the app runs. Objects made at
@@ -170,14 +184,7 @@ def create_app(
         )
         task = asyncio.create_task(app.state.relay.run_forever()) if relay_in_background else None
         app.state.checkout_batcher = orders.CheckoutBatcher(sessionmaker, app.state.order_policy)
-        scheduler = Scheduler(settings.task_interval_seconds)
-        policy = app.state.order_policy
-        scheduler.add("orders", lambda: order_tasks.run_due(sessionmaker, policy=policy))
-        scheduler.add("payouts", lambda: ledger_tasks.process_payouts(sessionmaker))
-        scheduler.add("payments", lambda: payment_tasks.run_once(sessionmaker, settings))
-        scheduler.add("fulfillment", lambda: fulfillment_tasks.run_once(sessionmaker, settings))
-        scheduler.add("aftersales", lambda: aftersales_tasks.run_once(sessionmaker, settings))
-        scheduler.add("care", lambda: care_tasks.run_once(sessionmaker, settings))
+        scheduler = build_scheduler(sessionmaker, settings)
         app.state.scheduler = scheduler
         sweeping = (
             asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None

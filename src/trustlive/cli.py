@@ -27,6 +27,8 @@ payments_app = typer.Typer(
     help="Payments: refunds to the provider, sandbox webhook deliveries.", no_args_is_help=True
 )
 app.add_typer(payments_app, name="payments")
+tasks_app = typer.Typer(help="Deadlines and background work, for running from cron.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
 console = Console()
 
 ROLES = ["buyer", "creator", "merchant", "ops", "inspector", "care_specialist"]
@@ -273,6 +275,43 @@ def payments_deliver() -> None:
         f"[green]refunds submitted: {result['refunds_submitted']}, webhooks delivered: "
         f"{result['webhooks_delivered']}[/], failed (will retry): {result['webhooks_failed']}"
     )
+
+
+TASK_JOBS = ["orders", "payouts", "payments", "fulfillment", "aftersales", "care"]
+
+
+@tasks_app.command("run")
+def tasks_run(
+    job: Annotated[str | None, typer.Option(help=f"only this job: {', '.join(TASK_JOBS)}")] = None,
+) -> None:
+    """Apply every due deadline once, as the app's scheduler does every TRUSTLIVE_TASK_INTERVAL_SECONDS
+    (cancel unpaid orders, auto-confirm, settle, refunds and sandbox webhooks, payouts, inspection
+    and after-sales deadlines, care follow-ups). Idempotent: run it from cron with the interval at 0.
+    Exits 1 if a job failed."""
+    from trustlive.app import build_scheduler
+    from trustlive.db import create_engine, create_sessionmaker
+
+    if job is not None and job not in TASK_JOBS:
+        raise typer.BadParameter(f"choose one of {', '.join(TASK_JOBS)}", param_hint="--job")
+
+    async def run() -> dict[str, object]:
+        settings = load_settings()
+        engine = create_engine(settings.database_url)
+        try:
+            return await build_scheduler(create_sessionmaker(engine), settings).run_once(job)
+        finally:
+            await engine.dispose()
+
+    results = asyncio.run(run())
+    failed = False
+    for name, result in results.items():
+        if isinstance(result, Exception):
+            failed = True
+            console.print(f"[red]{name}: failed: {result}[/]")
+        else:
+            console.print(f"{name}: {result}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def _redact(url: str) -> str:

@@ -19,14 +19,17 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int | None = None) -> int:
     raw = _env(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise SystemExit(f"TRUSTLIVE_{name} must be an integer, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise SystemExit(f"TRUSTLIVE_{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -127,14 +130,14 @@ def load_settings() -> Settings:
         payment_webhook_secret=_env("PAYMENT_WEBHOOK_SECRET", "") or "",
         tracking_webhook_secret=_env("TRACKING_WEBHOOK_SECRET", "") or "",
         tracking_service=_env("TRACKING_SERVICE", "sandbox") or "sandbox",
-        qc_turnaround_hours=_env_int("QC_TURNAROUND_HOURS", 48),
-        qc_fee_fen=_env_int("QC_FEE_FEN", 2000),
+        qc_turnaround_hours=_env_int("QC_TURNAROUND_HOURS", 48, minimum=1),
+        qc_fee_fen=_env_int("QC_FEE_FEN", 2000, minimum=0),
         qc_fee_payer=_choice("QC_FEE_PAYER", "shop", ("shop", "platform")),
-        aftersales_response_hours=_env_int("AFTERSALES_RESPONSE_HOURS", 48),
-        return_ship_days=_env_int("RETURN_SHIP_DAYS", 7),
-        return_refund_days=_env_int("RETURN_REFUND_DAYS", 7),
-        escalation_days=_env_int("ESCALATION_DAYS", 7),
-        review_edit_hours=_env_int("REVIEW_EDIT_HOURS", 24),
+        aftersales_response_hours=_env_int("AFTERSALES_RESPONSE_HOURS", 48, minimum=1),
+        return_ship_days=_env_int("RETURN_SHIP_DAYS", 7, minimum=1),
+        return_refund_days=_env_int("RETURN_REFUND_DAYS", 7, minimum=1),
+        escalation_days=_env_int("ESCALATION_DAYS", 7, minimum=1),
+        review_edit_hours=_env_int("REVIEW_EDIT_HOURS", 24, minimum=0),
         debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
     )
 

@@ -25,12 +25,19 @@ class Scheduler:
     def add(self, name: str, job: Job) -> None:
         self.jobs.append((name, job))
 
-    async def run_once(self) -> None:
+    async def run_once(self, only: str | None = None) -> dict[str, object]:
+        """One pass of every job (or of the one named ``only``): what each returned, or the
+        exception that stopped it."""
+        results: dict[str, object] = {}
         for name, job in self.jobs:
+            if only is not None and name != only:
+                continue
             try:
-                await job()
-            except Exception:  # one failing job must not stop the others
+                results[name] = await job()
+            except Exception as exc:  # one failing job must not stop the others
                 log.exception("scheduled job %s failed", name)
+                results[name] = exc
+        return results
 
     async def run_forever(self) -> None:
         while not self._stopping:
