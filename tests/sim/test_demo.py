@@ -119,6 +119,14 @@ def test_personas_roles_and_staff(db_url: str, tmp_path: Path) -> None:
     assert ("meijie-family", "meijie_yu", "staff") in staff
     assert ("laodu-jade", "laodu", "owner") in staff
 
+    # Every shop takes returns at an address of its own; two pay return postage for no-reason returns.
+    for persona in demo.PERSONAS:
+        if persona.shop is None:
+            continue
+        terms = within(db_url, lambda s, slug=persona.shop.slug: _terms(s, slug))
+        assert terms.return_address and terms.return_address["recipient"], persona.shop.slug
+        assert terms.covers_return_shipping == (persona.shop.slug in {"xiaohaitun-kids", "mianlifang-home"})
+
     # ~88k fans lives in the jade shop's description until follower counts exist.
     shop = within(db_url, lambda s: catalog.get_shop_by_slug(s, "laodu-jade"))
     assert "8.8万粉丝" in shop.description and "88,000" in shop.description
@@ -126,6 +134,13 @@ def test_personas_roles_and_staff(db_url: str, tmp_path: Path) -> None:
     buyers = sorted((u, n) for u, n in world["users"] if re.fullmatch(r"buyer\d{4}", u))
     assert [u for u, _ in buyers] == [f"buyer{i:04d}" for i in range(1, BUYERS + 1)]
     assert all(re.search(r"[\u4e00-\u9fff]", name) for _, name in buyers)
+
+
+async def _terms(session: Any, slug: str) -> Any:
+    from trustlive.orders import service as orders
+
+    shop = await catalog.get_shop_by_slug(session, slug)
+    return await orders.get_shop_terms(session, shop.id, private=True)
 
 
 def test_everyone_signs_in_with_the_demo_password(db_url: str, tmp_path: Path) -> None:

@@ -31,6 +31,10 @@ from trustlive.catalog import service as catalog
 from trustlive.catalog.schemas import CategoryIn, ProductIn, ShopIn
 from trustlive.db import transaction
 from trustlive.errors import NotFound
+from trustlive.fulfillment import service as fulfillment
+from trustlive.fulfillment.schemas import InspectorIn, LabIn, WarehouseIn
+from trustlive.orders import service as orders
+from trustlive.orders.schemas import ReturnAddressIn, ReturnsIn
 from trustlive.sim import images
 from trustlive.sim.names import buyer_display_name, buyer_username
 
@@ -127,6 +131,20 @@ class ShopSpec:
     products: tuple[ProductSpec, ...]
 
 
+# Where each demo shop takes returns (made-up places), and the shops that pay return postage for
+# no-reason returns too (Teacher Xu promises it in her shop's description; the furniture brand
+# collects from home).
+RETURN_ADDRESSES = {
+    "laodu-jade": ("杜师傅（售后）", "13900001001", "广东省揭阳市榕城区", "玉都路 18 号 2 楼"),
+    "qingyao-kiln": ("阿青", "13900001002", "江西省景德镇市珠山区", "老窑巷 6 号"),
+    "sujin-silk": ("苏锦工作室", "13900001003", "浙江省湖州市吴兴区", "丝绸小镇 3 栋 101"),
+    "xiaohaitun-kids": ("小禾", "13900001004", "浙江省金华市义乌市", "童装产业园 C 区 12 号"),
+    "meijie-family": ("梅家小雪", "13900001005", "河北省石家庄市新华区", "服装城 5 排 22 号"),
+    "mianlifang-home": ("眠立方售后中心", "13900001006", "广东省佛山市顺德区", "龙江家具城 9 号仓"),
+}
+COVERS_RETURN_SHIPPING = frozenset({"xiaohaitun-kids", "mianlifang-home"})
+
+
 @dataclass(frozen=True)
 class Persona:
     owner: Account
@@ -146,6 +164,14 @@ STAFF_ACCOUNTS = (
         ("care_specialist",),
     ),
 )
+
+# The QC warehouse jade and jewellery orders go through (先鉴后发), its lab and its inspector.
+QC_LAB = LabIn(name="国珠检测中心（演示）", cma_no="202600118866", cnas_no="L8866")
+QC_WAREHOUSE = {
+    "name": "揭阳质检仓", "recipient": "揭阳质检仓收货组", "phone": "0663-8866001",
+    "region": "广东省揭阳市榕城区", "detail": "玉都质检园 1 号楼",
+}  # fmt: skip
+QC_INSPECTOR = "inspector"
 
 CATEGORIES = (
     CategorySpec("jade", "玉石翡翠", "Jade", requires_inspection=True, service_fee_bp=500),
@@ -783,6 +809,27 @@ async def _ensure_categories(session: AsyncSession, ops: Principal, tally: _Tall
     return existing
 
 
+async def _ensure_qc(session: AsyncSession, ops: Principal, tally: _Tally) -> None:
+    """One accredited lab, its QC warehouse (the default for every inspection category) and the
+    demo inspector working there."""
+    policy = fulfillment.QcPolicy()
+    setup = await fulfillment.setup(session, ops, policy)
+    lab = next((x for x in setup.labs if x.name == QC_LAB.name), None)
+    if lab is None:
+        lab = await fulfillment.create_lab(session, ops, QC_LAB, policy)
+        tally.add("labs")
+    warehouse = next((w for w in setup.warehouses if w.name == QC_WAREHOUSE["name"]), None)
+    if warehouse is None:
+        warehouse = await fulfillment.create_warehouse(
+            session, ops, WarehouseIn(**QC_WAREHOUSE, lab_id=lab.id, is_default=True)
+        )
+        tally.add("QC warehouses")
+    inspector = await accounts.get_user_by_username(session, QC_INSPECTOR)
+    if inspector.id not in {i.user_id for i in warehouse.inspectors}:
+        await fulfillment.add_inspector(session, ops, warehouse.id, InspectorIn(user_id=inspector.id))
+        tally.add("inspectors")
+
+
 async def _ensure_shop(
     session: AsyncSession,
     owner: Principal,
@@ -804,6 +851,13 @@ async def _ensure_shop(
     if shop.logo_path is None:
         upload = catalog.Upload("logo.png", "image/png", images.logo_image(spec.slug, tint))
         await catalog.set_shop_logo(session, owner, shop.id, upload, media_dir, MAX_IMAGE_BYTES)
+    terms = await orders.get_shop_terms(session, shop.id, owner)
+    if terms.return_address is None:
+        recipient, phone, region, detail = RETURN_ADDRESSES[spec.slug]
+        await orders.set_returns(session, owner, shop.id, ReturnsIn(
+            ReturnAddressIn(recipient, phone, region, detail), spec.slug in COVERS_RETURN_SHIPPING,
+        ))  # fmt: skip
+        tally.add("return addresses")
     on_staff = {s.username for s in await catalog.list_staff(session, owner, shop.id)}
     for member in staff:
         if member.username not in on_staff:
@@ -861,6 +915,9 @@ async def seed_demo(
     async with transaction(sessionmaker) as session:
         categories = await _ensure_categories(session, ops, tally)
     report("platform staff and categories", 2, 2)
+
+    async with transaction(sessionmaker) as session:
+        await _ensure_qc(session, ops, tally)
 
     report("personas and shops", 0, len(PERSONAS))
     for done, persona in enumerate(PERSONAS, start=1):
