@@ -918,6 +918,11 @@ def test_owner_sets_return_terms_and_the_address_stays_private(client: TestClien
         ).status_code
         == 422
     )
+    for blank in ("recipient", "region", "detail"):  # spaces alone would be stored as an empty address
+        spaced = {"return_address": {**body["return_address"], blank: "   "}}
+        refused = client.put(f"/api/v1/shops/{w['shop1']['id']}/returns", json=spaced, headers=other)
+        assert refused.status_code == 422
+        assert refused.json()["error"]["fields"][0]["field"] == f"return_address.{blank}"
 
 
 def test_ops_see_overdue_shipments_longest_overdue_first(

@@ -557,8 +557,90 @@ def test_an_inspected_order_is_received_only_from_the_qc_warehouse(db_url: str) 
                     assert info.value.code == code
             async with transaction(w.sessionmaker) as s:
                 assert (await s.get(Order, order.id)).status == "shipped"
-                assert (await orders.mark_delivered(s, w.ops, order.id)).status == "delivered"  # ops may
+                with pytest.raises(DomainError) as info:  # ops too: the item may still be at the lab
+                    await orders.mark_delivered(s, w.ops, order.id)
+                assert info.value.code == "inspection_route"
+            async with transaction(w.sessionmaker) as s:
+                # Once fulfillment has checked the warehouse sent it on (fulfillment.service.deliver).
+                assert (
+                    await orders.mark_delivered(s, w.ops, order.id, inspected_ok=True)
+                ).status == "delivered"
                 assert (await orders.confirm_receipt(s, w.buyers[0], order.id)).status == "completed"
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+# --- refunds and settlement racing (PostgreSQL: SQLite serialises writers at BEGIN IMMEDIATE) ---
+
+
+def _postgres_only(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): this race is PostgreSQL's")
+
+
+def test_a_refund_after_settlement_committed_is_refused(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """record_refund read the order as completed; settlement commits before its update: the refund
+    must not come out of escrow that has been split."""
+    _postgres_only(db_url)
+    from trustlive.orders import repository as orders_repo
+
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = await _completed(w, (w.skus[0], 1), key="R1")
+            later = utcnow() + dt.timedelta(days=8)
+            real = orders_repo.add_refund
+
+            async def settle_first(session, order_id, amount):  # type: ignore[no-untyped-def]
+                async with transaction(w.sessionmaker) as other:
+                    assert await orders.settle_order(other, order_id, later)
+                return await real(session, order_id, amount)
+
+            monkeypatch.setattr(orders_repo, "add_refund", settle_first)
+            async with transaction(w.sessionmaker) as s:
+                with pytest.raises(DomainError) as info:
+                    await orders.record_refund(s, order.id, 1000, "goodwill")
+            assert info.value.code == "not_refundable"
+            async with transaction(w.sessionmaker) as s:
+                row = await s.get(Order, order.id)
+                assert (row.status, row.refunded_fen) == ("settled", 0)
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_settlement_splits_again_when_a_refund_commits_after_its_read(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """settle_order computed its split; a refund commits before its update: that split is stale,
+    so the order is left for the next pass, which splits what is really left."""
+    _postgres_only(db_url)
+    from trustlive.orders import repository as orders_repo
+
+    async def scenario() -> None:
+        w = await build(db_url)
+        try:
+            order = await _completed(w, (w.skus[0], 1), key="R2")
+            later = utcnow() + dt.timedelta(days=8)
+            real = orders_repo.transition
+            fired: list[int] = []
+
+            async def refund_first(session, order_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if args and args[1] == "settled" and not fired:
+                    fired.append(order_id)
+                    await _refund(w, order_id, 1000)
+                return await real(session, order_id, *args, **kwargs)
+
+            monkeypatch.setattr(orders_repo, "transition", refund_first)
+            async with transaction(w.sessionmaker) as s:
+                assert await orders.settle_order(s, order.id, later) is False
+            monkeypatch.setattr(orders_repo, "transition", real)
+            assert await tasks.settle(w.sessionmaker, later) == 1
+            # 5900 paid, 1000 refunded: fee 5% of 4900 = 245, commission 20% = 980, shop the rest.
+            assert await _wallets(w) == {"fee": 245, "creator": 980, "shop": 4900 - 245 - 980, "escrow": 0}
         finally:
             await w.engine.dispose()
 

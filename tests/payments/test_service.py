@@ -379,6 +379,9 @@ def test_partial_then_full_refund(db_url: str, tmp_path: Path) -> None:
             assert await refund(other_merchant, 100, "m2") == "order_not_found"
             assert await refund(merchant, total + 1, "too-much") == "refund_exceeds_payment"
             assert await refund(merchant, 0, "zero") == "validation_error"
+            assert await refund(merchant, True, "bool") == "validation_error"  # type: ignore[arg-type]
+            # Bounded by what the order has left, not by the price cap (an order holds many items).
+            assert await refund(merchant, 10_000_000_01, "above-cap") == "refund_exceeds_payment"
             first = await refund(merchant, 1000, "r-1")
             assert first.startswith("ok:")
             assert await refund(merchant, 1000, "r-1") == first  # a retry is the same refund

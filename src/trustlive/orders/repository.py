@@ -190,14 +190,17 @@ async def overdue_shipments(session: AsyncSession, now: dt.datetime, limit: int)
 
 async def transition(
     session: AsyncSession, order_id: int, from_statuses: tuple[str, ...], to_status: str, *,
-    unheld: bool = False, **values: Any,
+    unheld: bool = False, refunded_fen: int | None = None, **values: Any,
 ) -> bool:  # fmt: skip
     """Move one order from one of ``from_statuses`` to ``to_status``; False when it was not in one
-    of them any more (someone else moved it first), or, with ``unheld``, when an after-sales
-    request holds its settlement."""
+    of them any more (someone else moved it first), with ``unheld`` when an after-sales request
+    holds its settlement, and with ``refunded_fen`` when its refunds are no longer that amount (a
+    refund committed after the caller read the order)."""
     conditions = [Order.id == order_id, Order.status.in_(from_statuses)]
     if unheld:
         conditions.append(Order.settlement_holds == 0)
+    if refunded_fen is not None:
+        conditions.append(Order.refunded_fen == refunded_fen)
     result = await session.execute(
         update(Order)
         .where(*conditions)
@@ -207,11 +210,20 @@ async def transition(
     return result.rowcount == 1
 
 
+# Orders whose escrow still holds their money: a refund can only come out of these.
+REFUNDABLE = ("paid", "shipped", "delivered", "completed")
+
+
 async def add_refund(session: AsyncSession, order_id: int, amount: int) -> bool:
-    """Count a refund on an order without ever exceeding what was paid."""
+    """Count a refund on an order without ever exceeding what was paid, and only while its escrow
+    is not split: a settlement committing first makes this match no row."""
     result = await session.execute(
         update(Order)
-        .where(Order.id == order_id, Order.refunded_fen + amount <= Order.paid_fen)
+        .where(
+            Order.id == order_id,
+            Order.status.in_(REFUNDABLE),
+            Order.refunded_fen + amount <= Order.paid_fen,
+        )
         .values(refunded_fen=Order.refunded_fen + amount)
         .execution_options(synchronize_session=False)
     )

@@ -13,11 +13,18 @@ Id = Annotated[int, msgspec.Meta(ge=1)]
 FenAmount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 
 
+# r"\S": not blank (spaces alone would be stored as an empty address once trimmed)
+NotBlank1 = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"\S")]
+Region = Annotated[str, msgspec.Meta(min_length=2, max_length=64, pattern=r"\S.*\S")]
+Detail = Annotated[str, msgspec.Meta(min_length=2, max_length=200, pattern=r"\S.*\S")]
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 -]{5,18}$")]
+
+
 class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-    phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 -]{5,18}$")]
-    region: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
-    detail: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+    recipient: NotBlank1
+    phone: Phone
+    region: Region
+    detail: Detail
     is_default: bool = False
 
 
@@ -66,10 +73,10 @@ class ShopTermsIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReturnAddressIn(msgspec.Struct, forbid_unknown_fields=True):
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-    phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 -]{5,18}$")]
-    region: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
-    detail: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+    recipient: NotBlank1
+    phone: Phone
+    region: Region
+    detail: Detail
 
 
 class ReturnsIn(msgspec.Struct, forbid_unknown_fields=True):

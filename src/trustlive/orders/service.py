@@ -727,16 +727,18 @@ def late_minutes(ship_by: dt.datetime | None, shipped_at: dt.datetime) -> int | 
 
 
 async def mark_delivered(
-    session: AsyncSession, actor: Principal, order_id: int, policy: OrderPolicy = DEFAULT_POLICY
-) -> OrderOut:
+    session: AsyncSession, actor: Principal, order_id: int, policy: OrderPolicy = DEFAULT_POLICY, *,
+    inspected_ok: bool = False,
+) -> OrderOut:  # fmt: skip
     """Delivery confirmed by the seller or ops (when the tracking service has not said so yet).
-    Starts the auto-confirm clock."""
+    Starts the auto-confirm clock. An inspected order is refused unless the caller has checked
+    that the QC warehouse has sent it on (``inspected_ok``: ``fulfillment.service.deliver``)."""
     order = await _load(session, order_id)
     if not actor.is_ops:
         await _require_seller(session, actor, order)
-        if _inspected(order):
-            raise InvalidTransition("this order goes through the QC warehouse: the warehouse's parcel "
-                                    "delivers it", code="inspection_route")  # fmt: skip
+    if _inspected(order) and not (inspected_ok and actor.is_ops):
+        raise InvalidTransition("this order goes through the QC warehouse: the warehouse's parcel "
+                                "delivers it", code="inspection_route")  # fmt: skip
     _check_move(order, S.delivered)
     if not await _deliver(session, order.id, utcnow(), actor.id, "", policy):
         raise InvalidTransition("the order changed meanwhile; reload it", code="invalid_transition")
@@ -853,6 +855,9 @@ async def record_refund(
         raise Conflict(f"refunds would exceed the {order.shipping_fen} fen of shipping",
                        code="refund_exceeds_shipping", field="amount_fen")  # fmt: skip
     if not await repo.add_refund(session, order.id, amount_fen):
+        now_status = (await _load(session, order.id)).status
+        if now_status not in repo.REFUNDABLE:  # settled (or refunded) since it was read
+            raise InvalidTransition(f"a {now_status} order cannot be refunded", code="not_refundable")
         raise Conflict(f"refunds would exceed the {order.paid_fen} fen paid", code="refund_exceeds_payment",
                        field="amount_fen")  # fmt: skip
     now = utcnow()
@@ -957,8 +962,15 @@ async def settle_order(
         return False  # an after-sales request is open: its refund must come out of escrow first
     split = split_order(order, policy.platform_commission_share_bp)
     if not await repo.transition(
-        session, order.id, _from(S.completed), S.settled, unheld=True, settled_at=now, updated_at=now
-    ):
+        session,
+        order.id,
+        _from(S.completed),
+        S.settled,
+        unheld=True,
+        refunded_fen=order.refunded_fen,
+        settled_at=now,
+        updated_at=now,
+    ):  # the split was made from this read: a refund committed meanwhile means split again later
         return False
     postings = [
         (ledger.ESCROW, -split.escrow_fen),

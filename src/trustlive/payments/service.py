@@ -50,7 +50,7 @@ from trustlive.errors import (
     require_idempotency_key,
 )
 from trustlive.ledger import service as ledger
-from trustlive.money import check_price, format_fen
+from trustlive.money import format_fen
 from trustlive.orders import service as orders
 from trustlive.payments import repository as repo
 from trustlive.payments.models import (
@@ -498,7 +498,7 @@ async def refund(
     returns the same refund; for another order or amount it is 422 ``idempotency_mismatch``.
     """
     key = check_key(idempotency_key)
-    amount = check_price(amount_fen, field="amount_fen")
+    amount = _refund_amount(amount_fen)
     reason = " ".join(reason.split())[:200]
     if not reason:
         raise ValidationFailed("reason: say why the money goes back", field="reason")
@@ -506,6 +506,18 @@ async def refund(
     if not actor.is_ops and not await catalog.is_shop_member(session, actor, order.shop_id):
         raise Forbidden("only the shop or the platform can refund an order", code="not_your_shop")
     return await refund_order(session, order_id, amount, reason, f"user:{actor.id}:{key}", actor_id=actor.id)
+
+
+def _refund_amount(amount_fen: object) -> int:
+    """A positive number of fen. Its upper bound is what the order has left to refund (checked by
+    the order's own conditional update), not the price cap: an order may hold many items."""
+    if (
+        isinstance(amount_fen, bool)
+        or not isinstance(amount_fen, int)
+        or not 0 < amount_fen <= ledger.MAX_POSTING_FEN
+    ):
+        raise ValidationFailed("amount_fen: a positive whole number of fen", field="amount_fen")
+    return amount_fen
 
 
 async def refund_order(
@@ -518,7 +530,7 @@ async def refund_order(
     ``aftersales:12``): the same key again returns the same refund; for another order or amount
     it is 422 ``idempotency_mismatch``. ``lines`` and ``shipping_fen`` say what it pays back
     (``orders.record_refund``), so settlement takes it off the right lines."""
-    amount = check_price(amount_fen, field="amount_fen")
+    amount = _refund_amount(amount_fen)
     reason = " ".join(reason.split())[:200] or "refund"
     parts = ",".join(f"{k}={v}" for k, v in sorted((lines or {}).items()))
     request_hash = _hash(
