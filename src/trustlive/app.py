@@ -61,7 +61,7 @@ from trustlive.web.errors import handle_exception
 from trustlive.web.policy import current_principal, public
 from trustlive.web.security import AuthMiddleware, CSRFGate, LocaleMiddleware, csrf_config
 from trustlive.web.templating import build_environment
-from trustlive.web.validation import strict_json_body
+from trustlive.web.validation import check_request
 
 log = logging.getLogger("trustlive")
 
@@ -255,7 +255,7 @@ def create_app(
             AuthMiddleware,
             DefineMiddleware(CSRFGate, config=csrf_config(settings.secret_key, secure_csrf)),
         ],
-        before_request=strict_json_body,
+        before_request=check_request,
         exception_handlers={Exception: handle_exception},
         template_config=templates,
         openapi_config=OpenAPIConfig(

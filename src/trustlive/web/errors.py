@@ -12,6 +12,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+import sqlalchemy.exc
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -63,6 +64,21 @@ def _from_validation(exc: ValidationException) -> ValidationFailed:
     return ValidationFailed(summary, fields=fields)
 
 
+def _unstorable(exc: BaseException) -> bool:
+    """The database (or its driver) refused a value: a DBAPI DataError, PostgreSQL's SQLSTATE class
+    22 ("data exception": out of range, NUL in text, ...), or an int too large to bind."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.DataError | OverflowError):
+            return True
+        if str(getattr(current, "sqlstate", "") or "").startswith("22"):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
 def to_domain_error(exc: Exception) -> DomainError:
     if isinstance(exc, DomainError):
         return exc
@@ -89,6 +105,12 @@ def to_domain_error(exc: Exception) -> DomainError:
         err = DomainError(exc.detail or "request refused", code="http_error")
         err.status_code = exc.status_code
         return err
+    if _unstorable(exc):
+        # A value the database cannot hold (a number past its column's range, a NUL in text) that
+        # got past the checks in front: the request's transaction is rolled back, nothing changed.
+        # Logged, since a check in front should have caught it.
+        log.warning("a value the database cannot store was refused: %s", exc)
+        return ValidationFailed(N_("a value is out of range or cannot be stored"), code="bad_value")
     err = DomainError(N_("something went wrong on our side; it has been logged"), code="internal_error")
     err.status_code = 500
     return err

@@ -43,10 +43,12 @@ def parse(struct: type[T], data: dict[str, Any]) -> T:
 
 
 def text(data: dict[str, Any], name: str, default: str = "") -> str:
+    """A form field as text, trimmed; NUL characters (which no browser sends and PostgreSQL
+    cannot store) are dropped."""
     value = data.get(name, default)
     if isinstance(value, list):
         value = value[0] if value else default
-    return str(value).strip() if value is not None else default
+    return str(value).replace("\x00", "").strip() if value is not None else default
 
 
 def invalid(field: str, message: str) -> ValidationFailed:
