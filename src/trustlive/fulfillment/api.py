@@ -168,7 +168,10 @@ async def get_case(case_id: int, me: Principal, db: AsyncSession) -> CaseOut:
 async def receive_parcel(
     data: ReceiveIn, me: Principal, db: AsyncSession, settings: Settings
 ) -> list[CaseOut]:
-    """Receive a parcel by its tracking number (scanned): its cases start their turnaround clock."""
+    """Receive a parcel by its tracking number (scanned) and optionally its `carrier`: its cases
+    start their turnaround clock. 409 `already_received`; 409 `ambiguous_parcel` when parcels of
+    several shops or carriers share the number, listing them in `error.candidates` (receive the
+    one in hand with `POST /qc/cases/{id}/receive`, or scan again with its carrier)."""
     return await service.receive_parcel(db, me, data, _policy(settings))
 
 
@@ -197,7 +200,8 @@ async def record_inspection(
 
 @post("/qc/cases/{case_id:int}/forward", status_code=200, tags=["qc"], **allow("inspector"))
 async def forward(case_id: int, data: ParcelIn, me: Principal, db: AsyncSession, tracker: Tracker) -> CaseOut:
-    """Send a passed item to the buyer (carrier and tracking number)."""
+    """Send a passed item to the buyer (carrier code, e.g. `SF`, and tracking number); 409
+    `order_refunded` when the buyer has been refunded in full."""
     return await service.forward(db, me, case_id, data, tracker)
 
 

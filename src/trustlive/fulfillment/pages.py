@@ -276,7 +276,7 @@ async def _console(db: AsyncSession, me: Principal, **extra: Any) -> Template:
     status = extra.pop("status_code", 200)
     context = _common({
         "queue": await service.inspector_queue(db, me), "form": {}, "error": None, "bad": set(), "notice": None,
-        **extra,
+        "choices": [], **extra,
     })  # fmt: skip
     return Template("fulfillment/inspect.html", context=context, status_code=status)
 
@@ -292,17 +292,22 @@ async def inspect_console(db: AsyncSession, me: Principal, received: Short = "")
 async def receive_parcel(
     data: Form, db: AsyncSession, me: Principal, settings: Settings
 ) -> Template | Redirect:
-    """Scan or type the tracking number on a parcel at the door."""
-    form = {"tracking_no": text(data, "tracking_no").replace(" ", "")}
+    """Scan or type the tracking number on a parcel at the door (and its carrier, optional).
+    When parcels of several shops or carriers share the number, the console lists them to pick
+    the one in hand."""
+    form = {"tracking_no": text(data, "tracking_no").replace(" ", ""), "carrier": text(data, "carrier")}
     try:
         if not _TRACKING_RE.fullmatch(form["tracking_no"]):
             raise invalid("tracking_no", gettext("4 to 64 letters, digits or dashes, as on the waybill"))
-        cases = await service.receive_parcel(db, me, parse(ReceiveIn, form), _policy(settings))
+        if form["carrier"] and form["carrier"] not in service.CARRIERS:
+            raise invalid("carrier", gettext("choose the carrier"))
+        body = {"tracking_no": form["tracking_no"], "carrier": form["carrier"] or None}
+        cases = await service.receive_parcel(db, me, parse(ReceiveIn, body), _policy(settings))
     except DomainError as err:
         await db.rollback()
-        return await _console(
-            db, me, form=form, error=fixable(err), bad=bad_fields(err), status_code=err.status_code
-        )
+        choices = err.candidates if isinstance(err, service.AmbiguousParcel) else []
+        return await _console(db, me, form=form, error=fixable(err), bad=bad_fields(err), choices=choices,
+                              status_code=err.status_code)  # fmt: skip
     if len(cases) == 1:
         return Redirect(f"/inspect/cases/{cases[0].id}?done=received", status_code=303)
     return Redirect(f"/inspect?received={len(cases)}", status_code=303)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, column, exists, func, literal, or_, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.fulfillment.models import (
@@ -195,23 +195,47 @@ async def case_by_certificate(session: AsyncSession, number: str) -> QcCase | No
     return await session.scalar(select(QcCase).where(QcCase.certificate_no == number))
 
 
-async def inbound_by_tracking(
-    session: AsyncSession, warehouse_ids: list[int], tracking_no: str
+async def cases_by_tracking(
+    session: AsyncSession, warehouse_ids: list[int], tracking_no: str, limit: int = 50
 ) -> list[QcCase]:
-    """Cases still on their way to these warehouses under this tracking number (one parcel may
-    carry several orders of one shop)."""
+    """The latest cases of these warehouses whose inbound parcel had this tracking number (stored
+    normalised, so ``ix_qc_cases_inbound`` finds them), whatever their status, oldest first."""
     if not warehouse_ids:
         return []
     stmt = (
         select(QcCase)
-        .where(
-            QcCase.warehouse_id.in_(sorted(set(warehouse_ids))),
-            QcCase.status == "inbound",
-            func.upper(QcCase.inbound_tracking_no) == tracking_no.upper(),
-        )
+        .where(QcCase.inbound_tracking_no == tracking_no, QcCase.warehouse_id.in_(sorted(set(warehouse_ids))))
+        .order_by(QcCase.id.desc())
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return list(reversed(list(await session.scalars(stmt))))
+
+
+async def cases_by_ids(session: AsyncSession, case_ids: list[int]) -> list[QcCase]:
+    if not case_ids:
+        return []
+    stmt = (
+        select(QcCase)
+        .where(QcCase.id.in_(sorted(set(case_ids))))
         .order_by(QcCase.id)
+        .execution_options(populate_existing=True)
     )
     return list(await session.scalars(stmt))
+
+
+async def receive_cases(
+    session: AsyncSession, case_ids: list[int], user_id: int, now: dt.datetime, due_at: dt.datetime
+) -> int:
+    """Receive these cases in one statement, those still inbound: how many moved (fewer than
+    asked when a racing scan received some first)."""
+    result = await session.execute(
+        update(QcCase)
+        .where(QcCase.id.in_(sorted(set(case_ids))), QcCase.status == "inbound")
+        .values(status="received", received_at=now, received_by_id=user_id, due_at=due_at, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
 
 
 async def cases_in(
@@ -229,11 +253,30 @@ async def cases_in(
     return list(await session.scalars(stmt))
 
 
+# The orders table, read by two columns in the overdue queries to leave out the cases of orders
+# refunded in full: a read-only join, so that the sweeper's batch holds only due work (asking
+# orders.service afterwards would let such cases crowd out the rest of every batch).
+_orders = table("orders", column("id"), column("status"))
+GONE = ("refunded", "cancelled")  # orders whose buyer has had every fen back
+
+
+def _awaiting_result(now: dt.datetime) -> Any:
+    """Received, past the deadline, and the order still wants the result. 'received' is inlined
+    so that PostgreSQL can plan with the partial index ``ix_qc_cases_due`` (a bound parameter
+    might not match its predicate)."""
+    refunded = exists().where(
+        _orders.c.id == QcCase.order_id,
+        _orders.c.status.in_([literal(s, literal_execute=True) for s in GONE]),
+    )
+    return and_(QcCase.status == literal("received", literal_execute=True), QcCase.due_at <= now, ~refunded)
+
+
 async def overdue_cases(
     session: AsyncSession, now: dt.datetime, limit: int, warehouse_ids: list[int] | None = None
 ) -> list[QcCase]:
-    """Received, uninspected cases past their turnaround deadline, the longest overdue first."""
-    stmt = select(QcCase).where(QcCase.status == "received", QcCase.due_at <= now)
+    """Received, uninspected cases past their turnaround deadline, the longest overdue first;
+    not those whose buyer was refunded in full meanwhile (they go back to the shop uninspected)."""
+    stmt = select(QcCase).where(_awaiting_result(now))
     if warehouse_ids is not None:
         if not warehouse_ids:
             return []
@@ -244,7 +287,7 @@ async def overdue_cases(
 async def due_overdue_alerts(session: AsyncSession, now: dt.datetime, limit: int) -> list[int]:
     stmt = (
         select(QcCase.id)
-        .where(QcCase.status == "received", QcCase.due_at <= now, QcCase.overdue_alerted_at.is_(None))
+        .where(_awaiting_result(now), QcCase.overdue_alerted_at.is_(None))
         .order_by(QcCase.due_at, QcCase.id)
         .limit(limit)
     )
@@ -268,12 +311,7 @@ async def move_case(
 async def mark_overdue_alerted(session: AsyncSession, case_id: int, now: dt.datetime) -> bool:
     result = await session.execute(
         update(QcCase)
-        .where(
-            QcCase.id == case_id,
-            QcCase.status == "received",
-            QcCase.due_at <= now,
-            QcCase.overdue_alerted_at.is_(None),
-        )
+        .where(QcCase.id == case_id, _awaiting_result(now), QcCase.overdue_alerted_at.is_(None))
         .values(overdue_alerted_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -47,10 +47,24 @@ class ShipmentOut(msgspec.Struct):
 
 # --- the QC warehouse -------------------------------------------------------------------------
 
-Id = Annotated[int, msgspec.Meta(ge=1)]
+# Ids are 63-bit in both databases; nothing we hand out comes near 2**62.
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 -]{5,18}$")]
 TrackingNo = Annotated[str, msgspec.Meta(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 Result = Literal["pass", "fail"]
+# Text that is stored trimmed must not be blank: r"\S" (searched, not anchored) wants one
+# character that is not a space, r"(?s)\S.*\S" two, so "  " or " x " never become "" or "x".
+Text1 = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"\S")]
+Name = Annotated[str, msgspec.Meta(min_length=2, max_length=64, pattern=r"(?s)\S.*\S")]
+Region = Annotated[str, msgspec.Meta(min_length=2, max_length=64, pattern=r"(?s)\S.*\S")]
+Detail = Annotated[str, msgspec.Meta(min_length=2, max_length=200, pattern=r"(?s)\S.*\S")]
+Material = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
+# As the lab prints it: spaces are dropped before it is checked (4 to 40 letters, digits, dashes)
+# and stored, so 48 leaves room for them and nothing longer reaches the service.
+CertificateNo = Annotated[str, msgspec.Meta(min_length=4, max_length=48)]
+# The carriers the warehouse ships with: the codes of ``service.CARRIERS`` (the tracking service
+# reports by them; a parcel under any other name would never be delivered).
+Carrier = Literal["SF", "ZTO", "YTO", "YD", "EMS", "JD"]
 # Grams with up to two decimals, as milligrams (a multiple of 10); at most 100 kg.
 WeightMg = Annotated[int, msgspec.Meta(ge=10, le=100_000_000, multiple_of=10)]
 
@@ -59,7 +73,7 @@ class LabIn(msgspec.Struct, forbid_unknown_fields=True):
     """An accredited lab. At least one of the CMA number (资质认定, 12 digits) and the CNAS
     laboratory number (L followed by 4 or 5 digits, "CNAS L1234" is accepted too)."""
 
-    name: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
+    name: Name
     cma_no: Annotated[str, msgspec.Meta(max_length=24)] | None = None
     cnas_no: Annotated[str, msgspec.Meta(max_length=24)] | None = None
     is_active: bool = True
@@ -69,11 +83,11 @@ class WarehouseIn(msgspec.Struct, forbid_unknown_fields=True):
     """A QC warehouse: its address (sellers ship to it), the lab that works there, whether it takes
     new parcels, and whether it is the default for inspection categories without a route."""
 
-    name: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    name: Name
+    recipient: Text1
     phone: Phone
-    region: Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
-    detail: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+    region: Region
+    detail: Detail
     lab_id: Id
     is_active: bool = True
     is_default: bool = False
@@ -95,31 +109,33 @@ class InspectorIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReceiveIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A parcel at the warehouse's door: its tracking number, scanned or typed."""
+    """A parcel at the warehouse's door: its tracking number, scanned or typed, and its carrier
+    when several parcels on their way share the number (as the shop entered it, any case)."""
 
     tracking_no: TrackingNo
+    carrier: Annotated[str, msgspec.Meta(min_length=2, max_length=32, pattern=r"\S")] | None = None
 
 
 class InspectionIn(msgspec.Struct, forbid_unknown_fields=True):
     result: Result
-    material: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    material: Material
     weight_mg: WeightMg
-    certificate_no: Annotated[str, msgspec.Meta(min_length=4, max_length=48)]
+    certificate_no: CertificateNo
     notes: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
 class ParcelIn(msgspec.Struct, forbid_unknown_fields=True):
     """A parcel the warehouse sends on (to the buyer) or back (to the shop)."""
 
-    carrier: Annotated[str, msgspec.Meta(min_length=2, max_length=32)]
+    carrier: Carrier
     tracking_no: TrackingNo
 
 
 class LabResultData(msgspec.Struct, forbid_unknown_fields=True):
     result: Result
-    material: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    material: Material
     weight_mg: WeightMg
-    certificate_no: Annotated[str, msgspec.Meta(min_length=4, max_length=48)]
+    certificate_no: CertificateNo
     case_id: Id | None = None
     order_id: Id | None = None
     notes: Annotated[str, msgspec.Meta(max_length=1000)] = ""
@@ -244,6 +260,20 @@ class InspectorQueue(msgspec.Struct):
     inbound: list[CaseOut]  # shipped to the warehouse, not received yet
     arrivals: list[CaseOut]  # received, waiting for their inspection (deadline first)
     outbound: list[CaseOut]  # inspected, to forward (passed) or return (failed)
+    # Received or passed, but the buyer was refunded in full meanwhile: back to the shop as it is.
+    to_return: list[CaseOut] = []
+
+
+class ParcelChoice(msgspec.Struct):
+    """One of several parcels on their way under the same tracking number (other shops, other
+    carriers): the inspector receives the one in their hands (``POST /qc/cases/{id}/receive``)."""
+
+    case_id: int
+    order_id: int
+    shop_id: int
+    carrier: str
+    tracking_no: str
+    items: list[str]
 
 
 class CertificateOut(msgspec.Struct):

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +47,7 @@ from trustlive.fulfillment.models import (
     TrackingEvent,
 )
 from trustlive.fulfillment.schemas import (
+    Carrier,
     CaseOut,
     CertificateOut,
     InspectionIn,
@@ -58,6 +60,7 @@ from trustlive.fulfillment.schemas import (
     LabPublic,
     LabResultData,
     LabResultEvent,
+    ParcelChoice,
     ParcelIn,
     PhotoOut,
     QcPanel,
@@ -98,6 +101,7 @@ CARRIERS = {
     "EMS": N_("China Post EMS"),
     "JD": N_("JD Logistics"),
 }
+assert set(CARRIERS) == set(get_args(Carrier)), "schemas.Carrier lists the same codes"
 # Legs whose delivery is the buyer receiving the order (starts auto-confirm).
 DELIVERS_ORDER = frozenset({TO_BUYER, QC_TO_BUYER})
 
@@ -273,6 +277,21 @@ def lab_path(lab_id: int) -> str:
 def normalise_certificate(number: str) -> str:
     """A lab's certificate number as we store and look it up: no spaces, upper case."""
     return "".join(number.split()).upper()
+
+
+def normalise_tracking(number: str) -> str:
+    """A waybill number as cases store and scans look it up: no spaces, upper case."""
+    return "".join(number.split()).upper()
+
+
+def check_certificate(number: str) -> str:
+    """The certificate number normalised, or 422 ``bad_certificate_no``: checked before anything
+    is stored (a lab's event row holds it too)."""
+    normalised = normalise_certificate(number)
+    if not _CERTIFICATE_RE.fullmatch(normalised):
+        raise ValidationFailed(N_("A certificate number is 4 to 40 letters, digits or dashes."),
+                               field="certificate_no", code="bad_certificate_no")  # fmt: skip
+    return normalised
 
 
 def weight_text(weight_mg: int | None) -> str | None:
@@ -565,9 +584,10 @@ async def _route(session: AsyncSession, order: OrderOut) -> QcWarehouse | None:
 
 async def _open_case(session: AsyncSession, order: OrderOut, warehouse: QcWarehouse) -> QcCase:
     assert order.carrier is not None and order.tracking_no is not None
+    # The number is stored normalised: scans compare it as is, through ix_qc_cases_inbound.
     case = QcCase(order_id=order.id, shop_id=order.shop_id, warehouse_id=warehouse.id, status=INBOUND,
-                  inbound_carrier=order.carrier, inbound_tracking_no=order.tracking_no, notes="", fee_fen=0,
-                  refunded_fen=0, created_at=utcnow())  # fmt: skip
+                  inbound_carrier=order.carrier, inbound_tracking_no=normalise_tracking(order.tracking_no),
+                  notes="", fee_fen=0, refunded_fen=0, created_at=utcnow())  # fmt: skip
     session.add(case)
     await session.flush()  # orders.uq_qc_cases_order_id: one case per order (ship_order moved it once)
     events.record(session, "fulfillment.inspection_opened",
@@ -607,7 +627,7 @@ async def _cases_out(
             inbound_tracking_no=c.inbound_tracking_no, inbound_stage=inbound[-1].stage if inbound else STAGES[0],
             items=[line.title for line in order.lines] if order else [], created_at=c.created_at,
             received_at=c.received_at, due_at=c.due_at,
-            overdue=c.status == RECEIVED and c.due_at is not None and c.due_at <= now,
+            overdue=c.status == RECEIVED and c.due_at is not None and c.due_at <= now and not _gone(order),
             overdue_alerted_at=c.overdue_alerted_at, result=c.result, certificate_no=c.certificate_no,
             material=c.material, weight_mg=c.weight_mg, weight_g=weight_text(c.weight_mg), notes=c.notes,
             lab=_lab_public(lab) if lab else None, inspected_at=c.inspected_at, source=c.source, fee_fen=c.fee_fen,
@@ -628,6 +648,11 @@ async def _cases_out(
                     await orders.get_shop_terms(session, item.shop_id, private=True)
                 ).return_address
     return out
+
+
+def _gone(order: OrderOut | None) -> bool:
+    """The buyer has had every fen back: the item goes back to the shop, no result is awaited."""
+    return order is not None and order.status in repo.GONE
 
 
 async def _case_for(session: AsyncSession, actor: Principal, case_id: int, *, lock: bool = False) -> QcCase:
@@ -652,7 +677,8 @@ async def inspector_queue(
     session: AsyncSession, actor: Principal, now: dt.datetime | None = None
 ) -> InspectorQueue:
     """The inspector's console: overdue arrivals first, parcels on their way, arrivals waiting
-    for inspection (deadline first), inspected items to forward or return."""
+    for inspection (deadline first), inspected items to forward or return, and items whose buyer
+    was refunded in full while here, to return to the shop as they are."""
     now = now or utcnow()
     mine = await repo.warehouse_ids_of(session, actor.id)
     warehouses = await _warehouses_out(session, list((await repo.warehouses_by_ids(session, mine)).values()))
@@ -661,13 +687,17 @@ async def inspector_queue(
     outbound = await repo.cases_in(session, mine, (PASSED, FAILED), QUEUE_LIMIT)
     everything = await _cases_out(session, [*inbound, *arrivals, *outbound], now)
     by_id = {c.id: c for c in everything}
-    waiting = [by_id[c.id] for c in arrivals]
+    to_return = [by_id[c.id] for c in [*arrivals, *outbound]
+                 if c.status != FAILED and by_id[c.id].order_status in repo.GONE]  # fmt: skip
+    returning = {c.id for c in to_return}
+    waiting = [by_id[c.id] for c in arrivals if c.id not in returning]
     return InspectorQueue(
         warehouses=warehouses,
         overdue=[c for c in waiting if c.overdue],
         inbound=[by_id[c.id] for c in inbound],
         arrivals=waiting,
-        outbound=[by_id[c.id] for c in outbound],
+        outbound=[by_id[c.id] for c in outbound if c.id not in returning],
+        to_return=to_return,
     )
 
 
@@ -705,6 +735,19 @@ def _state_error(case: QcCase, wanted: str) -> InvalidTransition:
     return InvalidTransition(N_("This item has left the warehouse already."), code="already_sent")
 
 
+def _refunded_error() -> InvalidTransition:
+    return InvalidTransition(N_("The buyer has been refunded in full already: send the item back to the shop."),
+                             code="order_refunded")  # fmt: skip
+
+
+async def _locked_order(session: AsyncSession, order_id: int) -> OrderOut:
+    """The order read under its row lock (held until commit), for moves that must not race a
+    refund. Take it after the case's lock and never before a payment intent's (refunds lock the
+    intent, then the order): the lock order stays payment intent → order → stock → ledger head."""
+    await orders.lock_order(session, order_id)
+    return await orders.load_order(session, order_id)
+
+
 async def receive(
     session: AsyncSession, actor: Principal, case_id: int, policy: QcPolicy, now: dt.datetime | None = None
 ) -> CaseOut:
@@ -725,21 +768,58 @@ async def _receive(
         raise _state_error(case, "receive")
 
 
+class AmbiguousParcel(Conflict):
+    """409 ``ambiguous_parcel``: parcels of several shops or carriers are on their way under the
+    number scanned; the body lists them (``error.candidates``) for the inspector to pick."""
+
+    def __init__(self, candidates: list[ParcelChoice]) -> None:
+        super().__init__(N_("Several parcels on their way to your warehouse have this tracking number: choose the "
+                            "one in your hands."), code="ambiguous_parcel", field="tracking_no")  # fmt: skip
+        self.candidates = candidates
+
+    def to_dict(self) -> dict[str, object]:
+        body = super().to_dict()
+        body["error"]["candidates"] = msgspec.to_builtins(self.candidates)  # type: ignore[index]
+        return body
+
+
 async def receive_parcel(
     session: AsyncSession, actor: Principal, data: ReceiveIn, policy: QcPolicy, now: dt.datetime | None = None
 ) -> list[CaseOut]:
-    """Receive by the tracking number on the parcel (scanned or typed): every case of the
-    inspector's warehouses still on its way under that number. 404 when none is."""
+    """Receive by the tracking number on the parcel (scanned or typed), and its carrier if given:
+    the cases of the inspector's warehouses still on their way under that number, when they are
+    one parcel (one shop, one carrier: a parcel may carry several of its orders). 404 when none
+    is; 409 ``already_received`` when they were received already (a racing scan included); 409
+    ``ambiguous_parcel`` listing the candidates when parcels of several shops or carriers share the
+    number (the inspector then receives the one in hand by its case)."""
     data = validated(data)
     now = now or utcnow()
     mine = await repo.warehouse_ids_of(session, actor.id)
-    cases = await repo.inbound_by_tracking(session, mine, data.tracking_no.strip())
-    if not cases:
+    found = await repo.cases_by_tracking(session, mine, normalise_tracking(data.tracking_no))
+    if data.carrier is not None:
+        carrier = data.carrier.strip().upper()
+        found = [c for c in found if c.inbound_carrier.strip().upper() == carrier]
+    waiting = [c for c in found if c.status == INBOUND]
+    if not waiting:
+        if found:
+            raise InvalidTransition(N_("This parcel has been received already."), code="already_received",
+                                    field="tracking_no")  # fmt: skip
         raise NotFound(N_("No parcel on its way to your warehouse has this tracking number."),
                        field="tracking_no", code="parcel_not_found")  # fmt: skip
-    for case in cases:
-        await _receive(session, actor, case, policy, now)
-    return await _cases_out(session, [await _case_for(session, actor, c.id) for c in cases], now)
+    if len({(c.shop_id, c.inbound_carrier.strip().upper()) for c in waiting}) > 1:
+        titles = await orders.orders_by_ids(session, [c.order_id for c in waiting])
+        raise AmbiguousParcel([
+            ParcelChoice(c.id, c.order_id, c.shop_id, c.inbound_carrier, c.inbound_tracking_no,
+                         [line.title for line in titles[c.order_id].lines] if c.order_id in titles else [])
+            for c in waiting
+        ])  # fmt: skip
+    ids = [c.id for c in waiting]
+    due = now + dt.timedelta(hours=policy.turnaround_hours)
+    if await repo.receive_cases(session, ids, actor.id, now, due) != len(ids):
+        # A racing scan received them first (its update committed while ours waited for it).
+        raise InvalidTransition(N_("This parcel has been received already."), code="already_received",
+                                field="tracking_no")  # fmt: skip
+    return await _cases_out(session, await repo.cases_by_ids(session, ids), now)
 
 
 def _check_photo_room(existing: int, adding: int) -> None:
@@ -804,17 +884,21 @@ async def _apply_result(
     """Record an inspection from the console or a lab's callback, by the same rules: once, only
     for a received item of an order still awaiting it, with a certificate number nobody has used;
     then the lab's fee and, for a failure, the buyer's full refund. The ledger is written last
-    (lock order: payment, order, ledger)."""
+    (lock order: payment, order, ledger).
+
+    ``case`` is locked. A pass also locks the order's row before reading it, so a full refund
+    committing meanwhile is seen (409 ``order_refunded``) or waits for us (and then refunds an
+    inspected item, as after any forwarding). A failure must not: its refund locks the payment
+    intent, which comes before the order; the refund re-reads the order under that lock instead."""
+    number = check_certificate(data.certificate_no)
     if case.status != RECEIVED:
         raise _state_error(case, "inspect")
-    order = await orders.load_order(session, case.order_id)
-    if order.status in ("refunded", "cancelled"):
-        raise InvalidTransition(N_("The buyer has been refunded in full already: send the item back to the shop."),
-                                code="order_refunded")  # fmt: skip
-    number = normalise_certificate(data.certificate_no)
-    if not _CERTIFICATE_RE.fullmatch(number):
-        raise ValidationFailed(N_("A certificate number is 4 to 40 letters, digits or dashes."),
-                               field="certificate_no", code="bad_certificate_no")  # fmt: skip
+    if data.result == "pass":
+        order = await _locked_order(session, case.order_id)
+    else:
+        order = await orders.load_order(session, case.order_id)
+    if _gone(order):
+        raise _refunded_error()
     if await repo.case_by_certificate(session, number) is not None:
         raise Conflict(N_("This certificate number is already used by another certificate."),
                        code="certificate_taken", field="certificate_no")  # fmt: skip
@@ -840,7 +924,12 @@ async def _apply_result(
                                 code="already_inspected")  # fmt: skip
     refunded = 0
     if status == FAILED:
-        refunded = await _refund_in_full(session, case.id, order, number)
+        try:
+            refunded = await _refund_in_full(session, case.id, order, number)
+        except InvalidTransition as err:  # refunded in full since we read it
+            if err.code == "not_refundable":
+                raise _refunded_error() from None
+            raise
         await repo.move_case(session, case.id, (FAILED,), refunded_fen=refunded)
         events.record(session, "fulfillment.inspection_failed", {
             "case_id": case.id, "order_id": order.id, "shop_id": order.shop_id,
@@ -891,10 +980,11 @@ async def forward(
     if case.status != PASSED:
         raise _state_error(case, "forward")
     await _new_parcel(session, case, data)
-    order = await orders.load_order(session, case.order_id)
+    # Under the order's lock: a full refund either committed before (we see it) or waits until
+    # the item is on its way (and then is the after-sale of a delivered item, not a stale read).
+    order = await _locked_order(session, case.order_id)
     if order.status != "shipped":
-        raise InvalidTransition(N_("The buyer has been refunded in full already: send the item back to the shop."),
-                                code="order_refunded")  # fmt: skip
+        raise _refunded_error()
     if not await repo.move_case(
         session, case.id, (PASSED,), status=FORWARDED, forwarded_at=now, updated_at=now
     ):
@@ -917,10 +1007,8 @@ async def return_to_seller(
     now = now or utcnow()
     case = await _case_for(session, actor, case_id, lock=True)
     allowed: tuple[str, ...] = (FAILED,)
-    if case.status in (RECEIVED, PASSED):
-        order = await orders.load_order(session, case.order_id)
-        if order.status in ("refunded", "cancelled"):
-            allowed = (RECEIVED, PASSED)
+    if case.status in (RECEIVED, PASSED) and _gone(await _locked_order(session, case.order_id)):
+        allowed = (RECEIVED, PASSED)
     if case.status not in allowed:
         raise _state_error(case, "return")
     await _new_parcel(session, case, data)
@@ -978,11 +1066,12 @@ async def handle_lab_result(
     seen = await repo.lab_event(session, lab.id, event.id)
     if seen is not None:
         return LabAck(True, event.id, "duplicate", seen.case_id)
-    case = (
-        await repo.get_case(session, data.case_id, lock=True)
-        if data.case_id is not None
-        else await repo.case_of_order(session, data.order_id or 0)
-    )
+    number = check_certificate(data.certificate_no)  # before the event row stores it
+    case_id = data.case_id
+    if case_id is None:
+        by_order = await repo.case_of_order(session, data.order_id or 0)
+        case_id = by_order.id if by_order is not None else None
+    case = await repo.get_case(session, case_id, lock=True) if case_id is not None else None
     warehouse = await repo.get_warehouse(session, case.warehouse_id) if case is not None else None
     if (
         case is None
@@ -992,7 +1081,7 @@ async def handle_lab_result(
     ):
         raise NotFound("no inspection case of this lab's warehouse matches", code="case_not_found")
     record = QcLabEvent(lab_id=lab.id, event_id=event.id, case_id=case.id, result=data.result,
-                        certificate_no=normalise_certificate(data.certificate_no), received_at=now)  # fmt: skip
+                        certificate_no=number, received_at=now)  # fmt: skip
     twin = await add_once(session, record, lambda: repo.lab_event(session, lab.id, event.id))
     if twin is not None:  # the same event, delivered twice at once: the other copy applied it
         return LabAck(True, event.id, "duplicate", twin.case_id)
@@ -1050,8 +1139,41 @@ async def qc_of_order(session: AsyncSession, order: OrderOut) -> QcPanel | None:
 
 
 async def order_inspection(session: AsyncSession, viewer: Principal, order_id: int) -> QcPanel | None:
-    """The order's inspection for its buyer, its shop and ops (404 for anyone else)."""
-    return await qc_of_order(session, await orders.get_order(session, viewer, order_id))
+    """The order's inspection for its buyer, its shop and ops (404 for anyone else). The buyer
+    does not see what is the shop's business (as on the order page): its count of failures, the
+    lab's fee and who paid it."""
+    order = await orders.get_order(session, viewer, order_id)
+    panel = await qc_of_order(session, order)
+    if panel is not None and not (
+        viewer.is_ops or await catalog.is_shop_member(session, viewer, order.shop_id)
+    ):
+        panel.shop_failures = 0
+        if panel.case is not None:
+            panel.case.fee_fen, panel.case.fee_payer = 0, None
+    return panel
+
+
+# --- delivery of an inspected order -----------------------------------------------------------
+
+
+async def deliver(
+    session: AsyncSession, actor: Principal, order_id: int, policy: orders.OrderPolicy
+) -> OrderOut:
+    """Mark an order delivered by hand (the delivered routes call this). An order that must be
+    inspected is delivered by the warehouse's parcel: until its case has been forwarded the item
+    is still with the QC warehouse (409 ``inspection_route``); after that the orders rules decide
+    (ops may, when the carrier never reported). Other orders: ``orders.mark_delivered``."""
+    order = await orders.load_order(session, order_id)
+    if not order.requires_inspection:
+        return await orders.mark_delivered(session, actor, order_id, policy)
+    if not (actor.is_ops or await catalog.is_shop_member(session, actor, order.shop_id)):
+        return await orders.mark_delivered(session, actor, order_id, policy)  # its 403/404
+    case = await repo.case_of_order(session, order_id)
+    if case is None or case.status != FORWARDED:
+        raise InvalidTransition(N_("The item is still with the QC warehouse: the warehouse forwards it to the buyer "
+                                   "after the lab's inspection, and its parcel delivers the order."),
+                                code="inspection_route")  # fmt: skip
+    return await orders.mark_delivered(session, actor, order_id, policy, inspected_ok=True)
 
 
 # --- the turnaround deadline ------------------------------------------------------------------

@@ -222,7 +222,9 @@ async def ship(order_id: int, data: ShipIn, me: Principal, db: AsyncSession, tra
 async def delivered(
     order_id: int, me: Principal, db: AsyncSession, order_policy: service.OrderPolicy
 ) -> OrderOut:
-    return await service.mark_delivered(db, me, order_id, order_policy)
+    """The shop (or ops) says the parcel arrived, when the tracking service has not; an inspected
+    order only once the QC warehouse has sent it on (409 `inspection_route` before)."""
+    return await fulfillment.deliver(db, me, order_id, order_policy)
 
 
 @post("/orders/{order_id:int}/confirm-receipt", status_code=200, tags=["orders"], **signed_in())

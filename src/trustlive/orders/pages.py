@@ -691,7 +691,7 @@ async def mark_delivered(
     """When the tracking service has not reported delivery (yet), the shop marks it; auto-confirm
     starts."""
     try:
-        await service.mark_delivered(db, me, order_id, order_policy)
+        await fulfillment.deliver(db, me, order_id, order_policy)
     except DomainError as err:
         await db.rollback()
         return await console_order_page(db, me, order_id, order_policy, error=err)

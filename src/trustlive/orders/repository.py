@@ -188,6 +188,16 @@ async def overdue_shipments(session: AsyncSession, now: dt.datetime, limit: int)
     return list(rows), total or 0
 
 
+async def lock_order(session: AsyncSession, order_id: int) -> str | None:
+    """Lock the order's row until commit (PostgreSQL; SQLite writers are serialised anyway) and
+    return its status. FOR NO KEY UPDATE: it waits for, and makes wait, other updates of the order
+    (a refund's), but not rows that merely refer to it."""
+    stmt = select(Order.status).where(Order.id == order_id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(key_share=True)
+    return await session.scalar(stmt)
+
+
 async def transition(
     session: AsyncSession, order_id: int, from_statuses: tuple[str, ...], to_status: str, *,
     unheld: bool = False, refunded_fen: int | None = None, **values: Any,

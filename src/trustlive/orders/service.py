@@ -569,6 +569,17 @@ async def load_order(session: AsyncSession, order_id: int) -> OrderOut:
     return order_out(order, await repo.events_of(session, order.id))
 
 
+async def lock_order(session: AsyncSession, order_id: int) -> str:
+    """For other domains' moves that must not race a refund (the QC warehouse forwarding an item):
+    hold the order's row until commit and return its status (404 when there is none). Lock order:
+    payment intent → order → stock → ledger head; refunds lock the intent first, so never take a
+    payment intent's lock after this one."""
+    status = await repo.lock_order(session, order_id)
+    if status is None:
+        raise NotFound(f"order {order_id} not found", code="order_not_found")
+    return status
+
+
 async def orders_by_ids(session: AsyncSession, order_ids: list[int]) -> dict[int, OrderOut]:
     """For other domains' lists: orders with their lines (no timeline), in one query."""
     return {o.id: order_out(o) for o in await repo.orders_with_lines(session, sorted(set(order_ids)))}
