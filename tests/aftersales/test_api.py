@@ -5,12 +5,13 @@ changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.aftersales.util import (
     Shop,
@@ -232,3 +233,47 @@ def test_bad_requests_are_refused_and_change_nothing(client: TestClient, world: 
     _error(client.post(f"/api/v1/aftersales/{request_id}/reject", headers=merchant, json={"reason": "late"}), 409,
            "invalid_transition")  # fmt: skip
     assert run(order_row(shop, delivered)).refunded_fen == 0
+
+
+def test_the_shop_queue_pages_by_deadline(client: TestClient, world: Shop) -> None:
+    """Deadline-ordered tabs continue after the last (deadline, id) seen: every request once, in
+    order, ties broken by id, those without a deadline last (before: the cursor was ignored and
+    the first page came back forever)."""
+    shop = world
+    w = shop.w
+    ids = []
+    for i in range(5):
+        order_id = run(paid_order(shop, (w.skus[0], 1), key=f"q{i}"))
+        opened = client.post("/api/v1/aftersales", json={"order_id": order_id, "kind": "refund_only",
+                                                         "reason": "not_shipped", "amount_fen": 100},
+                             headers=token_for(client, shop.buyer.username))  # fmt: skip
+        assert opened.status_code == 201, opened.text
+        ids.append(opened.json()["id"])
+    base = hours(10)
+    deadlines = [base + dt.timedelta(hours=2), base, base, None, None]
+
+    async def set_deadlines() -> None:
+        async with transaction(w.sessionmaker) as s:
+            for request_id, due in zip(ids, deadlines, strict=True):
+                await s.execute(
+                    update(AftersalesRequest).where(AftersalesRequest.id == request_id).values(due_at=due)
+                )
+
+    run(set_deadlines())
+    merchant = token_for(client, shop.merchant.username)
+    url = f"/api/v1/aftersales/shop/{w.shops[0]}?tab=answer&limit=2"
+    pages, cursor = [], None
+    for _ in range(5):
+        got = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=merchant)
+        assert got.status_code == 200, got.text
+        pages.append([r["id"] for r in got.json()["items"]])
+        cursor = got.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [[ids[1], ids[2]], [ids[0], ids[3]], [ids[4]]]
+    # A cursor of the newest-first lists does not fit a deadline tab, and the reverse.
+    closed_cursor = "eyJiZWZvcmUiOjV9"  # {"before":5}
+    _error(client.get(url + f"&cursor={closed_cursor}", headers=merchant), 400, "bad_cursor")
+    first = client.get(url, headers=merchant).json()["next_cursor"]
+    closed = f"/api/v1/aftersales/shop/{w.shops[0]}?tab=closed&limit=2&cursor={first}"
+    _error(client.get(closed, headers=merchant), 400, "bad_cursor")

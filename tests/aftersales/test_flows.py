@@ -10,6 +10,8 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from tests.aftersales.util import (
     RETURN_ADDRESS,
     as_of,
@@ -32,6 +34,7 @@ from tests.aftersales.util import (
     tracker,
 )
 from trustlive.aftersales import service
+from trustlive.aftersales.models import AftersalesRequest
 from trustlive.aftersales.schemas import ArbitrateIn, EscalateIn, RejectIn, RequestIn, ShipBackIn
 from trustlive.db import transaction
 from trustlive.errors import DomainError
@@ -463,10 +466,13 @@ def test_arbitration_for_the_seller_closes(db_url: str, tmp_path: Path) -> None:
             assert (order.refunded_fen, order.settlement_holds) == (0, 0)
             await _refused(shop, lambda s: service.arbitrate(s, w.ops, request_id, ArbitrateIn("buyer", "again")),
                            409, "invalid_transition")  # fmt: skip
-            # Closed, the line can be asked about again (a new request).
-            again = await open_request(shop, order_id, kind="return_refund", reason="quality", amount_fen=5900,
-                                       line_id=line.id)  # fmt: skip
-            assert again != request_id
+            # The platform's decision is final: the line cannot be asked about again.
+            again = RequestIn(order_id=order_id, kind="return_refund", reason="quality", amount_fen=5900,
+                              line_id=line.id)  # fmt: skip
+            await _refused(
+                shop, lambda s: service.open_request(s, shop.buyer, again), 409, "arbitration_final"
+            )
+            assert len(await as_of(shop, AftersalesRequest)) == 1
         finally:
             await w.engine.dispose()
 
@@ -652,6 +658,60 @@ def test_merchant_approval_racing_the_auto_approve_refunds_once(db_url: str, tmp
                 refunds = await as_of(shop, Refund, idempotency_key=f"aftersales:{request_id}")
                 assert [r.amount_fen for r in refunds] == [6700]
                 assert (await order_row(shop, order_id)).refunded_fen == 6700
+            await ledger_ok(w)
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_two_requests_of_one_order_approved_at_once_are_capped_not_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL (SQLite serialises writers): two lines of one order each ask for their goods and
+    the ¥8.00 shipping; the shop approves both at the same moment. The second refund is sized
+    after the first (the payment's refund lock comes before reading the order), so it is capped
+    to its goods instead of failing with ``refund_exceeds_shipping``; shipping is refunded once."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): this race is PostgreSQL's")
+
+    async def scenario() -> None:
+        shop = await shop_world(db_url, tmp_path)
+        w = shop.w
+        try:
+            for round_no in range(3):
+                order_id = await delivered_order(shop, (w.skus[0], 1), (shop.second_sku, 1), confirm=True,
+                                                 key=f"both{round_no}")  # fmt: skip
+                suit, hat = await line_rows(shop, order_id)
+                ids = [
+                    await open_request(
+                        shop,
+                        order_id,
+                        line_id=line.id,
+                        kind="refund_only",
+                        reason="quality",
+                        amount_fen=line.line_total_fen + 800,
+                    )  # fmt: skip
+                    for line in (suit, hat)
+                ]
+
+                async def approve(request_id: int) -> str:
+                    try:
+                        async with transaction(w.sessionmaker) as s:
+                            await service.approve(s, shop.merchant, request_id)
+                        return "ok"
+                    except DomainError as err:
+                        return err.code
+
+                assert await asyncio.gather(*(approve(i) for i in ids)) == ["ok", "ok"]
+                rows = [await request_row(shop, i) for i in ids]
+                assert all(r.status == "refunded" for r in rows)
+                # Whichever came first took the shipping; the other got its goods only.
+                assert sorted(r.refund_fen for r in rows) in ([3900, 6700], [4700, 5900])
+                order = await order_row(shop, order_id)
+                assert (order.status, order.refunded_fen, order.shipping_refunded_fen, order.settlement_holds) == (
+                    "refunded", 10600, 800, 0,
+                )  # fmt: skip
             await ledger_ok(w)
         finally:
             await w.engine.dispose()

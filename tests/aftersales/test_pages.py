@@ -16,11 +16,14 @@ from sqlalchemy import func, select
 
 from tests.aftersales.util import (
     Shop,
+    carrier_reports,
     delivered_order,
+    hours,
     line_rows,
     open_request,
     paid_order,
     request_row,
+    ship,
     shop_world,
 )
 from tests.helpers import create_user, image_bytes
@@ -286,3 +289,28 @@ def test_main_screens_in_chinese(client: TestClient, world: Shop) -> None:
     token = csrf_of(answer)
     empty = client.post(f"/aftersales/{request_id}/reject", data={"_csrf_token": token, "reason": ""})
     assert empty.status_code == 422 and "请说明原因" in empty.text
+
+
+def test_a_claim_closed_as_outdated_tells_the_buyer_what_next(client: TestClient, world: Shop) -> None:
+    """ "Not received", then the buyer confirms receipt on the order page: back on the order page
+    the claim is closed (no refund), the panel offers a return again, and the request page says
+    why and what to do, in both languages."""
+    shop = world
+    order_id = run(paid_order(shop, (shop.w.skus[0], 1)))
+    run(ship(shop, order_id))
+    request_id = _open(shop, order_id, kind="refund_only", reason="not_received", amount_fen=6700)
+    run(carrier_reports(shop, hours(49)))
+    token = sign_in(client, shop.buyer.username)
+    confirmed = client.post(
+        f"/orders/{order_id}/confirm", data={"_csrf_token": token}, follow_redirects=False
+    )
+    assert confirmed.status_code == 303, confirmed.text
+    order_page = client.get(f"/orders/{order_id}").text
+    assert "/aftersales/new?order=" in order_page and "return_refund" in order_page
+    row = run(request_row(shop, request_id))
+    assert (row.status, row.resolution, row.refund_fen) == ("closed", "outdated", 0)
+    page = client.get(f"/aftersales/{request_id}")
+    assert page.status_code == 200 and 'id="outdated"' in page.text
+    assert "open a return or a quality claim from the order page" in page.text
+    _lang(client, "zh_Hans")
+    assert "可以在订单页申请退货退款或质量问题售后" in client.get(f"/aftersales/{request_id}").text

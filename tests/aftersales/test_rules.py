@@ -5,10 +5,11 @@ window), orders that cannot have one, photos, withdrawing, and the events each s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.aftersales.util import (
     as_of,
@@ -27,14 +28,16 @@ from tests.aftersales.util import (
 )
 from tests.helpers import image_bytes
 from trustlive.aftersales import service
-from trustlive.aftersales.models import AftersalesPhoto, AftersalesRequest
-from trustlive.aftersales.schemas import RejectIn, RequestIn, ShipBackIn
+from trustlive.aftersales.models import AftersalesMessage, AftersalesPhoto, AftersalesRequest
+from trustlive.aftersales.schemas import ArbitrateIn, EscalateIn, MessageIn, RejectIn, RequestIn, ShipBackIn
 from trustlive.catalog import service as catalog
 from trustlive.catalog.schemas import CategoryIn, ProductIn, SkuIn
-from trustlive.db import transaction
+from trustlive.db import transaction, utcnow
 from trustlive.errors import DomainError
 from trustlive.events import OutboxEvent
 from trustlive.orders import service as orders
+from trustlive.orders import tasks as order_tasks
+from trustlive.orders.models import Order
 from trustlive.orders.schemas import ItemIn, OrderIn
 
 
@@ -267,6 +270,202 @@ def test_late_answers_and_late_returns_are_refused(db_url: str, tmp_path: Path) 
                            409, "return_deadline_passed")  # fmt: skip
             row = await request_row(shop, second)
             assert (row.status, row.return_tracking_no) == ("awaiting_return", None)
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_the_automatic_confirmation_does_not_reopen_the_no_reason_window(db_url: str, tmp_path: Path) -> None:
+    """Delivered ten days ago and never confirmed: the 7-day window closed three days ago. The
+    platform's automatic confirmation today must not start it again (it counts from delivery)."""
+
+    async def scenario() -> None:
+        shop = await shop_world(db_url, tmp_path)
+        w = shop.w
+        try:
+            order_id = await delivered_order(shop, (w.skus[0], 1))
+            (line,) = await line_rows(shop, order_id)
+            delivered_at = utcnow() - dt.timedelta(days=10)
+            async with transaction(w.sessionmaker) as s:  # the carrier's report, ten days back
+                await s.execute(update(Order).where(Order.id == order_id).values(delivered_at=delivered_at,
+                                                                                   auto_confirm_at=utcnow()))  # fmt: skip
+            assert await order_tasks.auto_confirm(w.sessionmaker, utcnow() + dt.timedelta(seconds=1)) == 1
+            order = await order_row(shop, order_id)
+            assert order.status == "completed" and order.completed_at > delivered_at + dt.timedelta(days=9)
+            ask = RequestIn(
+                order_id=order_id, line_id=line.id, kind="return_refund", reason="no_reason", amount_fen=5900
+            )
+            await _refused(
+                shop, lambda s: service.open_request(s, shop.buyer, ask), 409, "return_window_closed"
+            )
+            async with transaction(w.sessionmaker) as s:
+                panel = await service.order_panel(s, shop.buyer, await orders.load_order(s, order_id))
+            (ret,) = [o for o in panel.options if o.kind == "return_refund"]
+            assert "no_reason" not in ret.reasons and ret.no_reason_until == delivered_at + dt.timedelta(
+                days=7
+            )
+            assert await as_of(shop, AftersalesRequest) == []
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_the_platforms_decision_for_the_seller_is_final_and_requests_are_capped(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Ops decide for the shop: the buyer cannot ask again about that line, in any form (before:
+    asked again, the shop stayed silent, and the auto-approval refunded what ops refused). And
+    however requests end, three per line (or per whole order) is the most."""
+
+    async def scenario() -> None:
+        shop = await shop_world(db_url, tmp_path)
+        w = shop.w
+        try:
+            order_id = await delivered_order(shop, (w.skus[0], 1), (shop.second_sku, 1), confirm=True)
+            suit, hat = await line_rows(shop, order_id)
+            first = await open_request(shop, order_id, line_id=suit.id, kind="refund_only", reason="quality",
+                                       amount_fen=6700)  # fmt: skip
+            async with transaction(w.sessionmaker) as s:
+                await service.reject(s, shop.merchant, first, RejectIn("没有质量问题"))
+                await service.escalate(s, shop.buyer, first, EscalateIn("不服"))
+            async with transaction(w.sessionmaker) as s:
+                await service.arbitrate(s, w.ops, first, ArbitrateIn("seller", "图片显示无质量问题"))
+            for kind, reason in (("refund_only", "quality"), ("return_refund", "not_as_described")):
+                again = RequestIn(
+                    order_id=order_id, line_id=suit.id, kind=kind, reason=reason, amount_fen=5900
+                )  # type: ignore[arg-type]
+                await _refused(
+                    shop, lambda s, a=again: service.open_request(s, shop.buyer, a), 409, "arbitration_final"
+                )
+            assert len(await as_of(shop, AftersalesRequest)) == 1
+            assert (await order_row(shop, order_id)).settlement_holds == 0
+            async with transaction(w.sessionmaker) as s:
+                panel = await service.order_panel(s, shop.buyer, await orders.load_order(s, order_id))
+            assert {o.line_id for o in panel.options} == {hat.id}  # the other line is untouched
+
+            # Three requests on the hat, withdrawn one after the other; a fourth is refused.
+            for _ in range(3):
+                rid = await open_request(shop, order_id, line_id=hat.id, kind="return_refund", reason="quality",
+                                         amount_fen=3900)  # fmt: skip
+                async with transaction(w.sessionmaker) as s:
+                    await service.withdraw(s, shop.buyer, rid)
+            fourth = RequestIn(
+                order_id=order_id, line_id=hat.id, kind="refund_only", reason="quality", amount_fen=100
+            )
+            await _refused(
+                shop, lambda s: service.open_request(s, shop.buyer, fourth), 409, "request_limit_reached"
+            )
+            assert len(await as_of(shop, AftersalesRequest)) == 4
+            assert (await order_row(shop, order_id)).settlement_holds == 0
+
+            # The whole order counts as one target: three "not shipped" claims at most.
+            paid = await paid_order(shop, (w.skus[0], 1), key="p")
+            for _ in range(3):
+                rid = await open_request(shop, paid, kind="refund_only", reason="not_shipped", amount_fen=100)
+                async with transaction(w.sessionmaker) as s:
+                    await service.withdraw(s, shop.buyer, rid)
+            whole = RequestIn(order_id=paid, kind="refund_only", reason="not_shipped", amount_fen=100)
+            await _refused(
+                shop, lambda s: service.open_request(s, shop.buyer, whole), 409, "request_limit_reached"
+            )
+            assert (await order_row(shop, paid)).settlement_holds == 0
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_ops_do_not_arbitrate_their_own_disputes(db_url: str, tmp_path: Path) -> None:
+    """An ops account that is the request's buyer, or a member of its shop, is a party: 403
+    ``conflict_of_interest``, nothing decided; it writes in the thread on its own side, never as
+    the platform. A colleague decides."""
+
+    async def scenario() -> None:
+        shop = await shop_world(db_url, tmp_path)
+        w = shop.w
+        try:
+            order_id = await delivered_order(shop, (w.skus[0], 1), confirm=True)
+            (line,) = await line_rows(shop, order_id)
+            rid = await open_request(shop, order_id, line_id=line.id, kind="refund_only", reason="quality",
+                                     amount_fen=6700)  # fmt: skip
+            async with transaction(w.sessionmaker) as s:
+                await service.reject(s, shop.merchant, rid, RejectIn("没有质量问题"))
+                await service.escalate(s, shop.buyer, rid, EscalateIn())
+            ops_buyer = dataclasses.replace(shop.buyer, roles=frozenset({"buyer", "ops"}))
+            ops_merchant = dataclasses.replace(shop.merchant, roles=frozenset({"merchant", "ops"}))
+            for party in (ops_buyer, ops_merchant):
+                for decision in ("buyer", "seller"):
+                    await _refused(shop, lambda s, p=party, d=decision: service.arbitrate(s, p, rid, ArbitrateIn(d, "我来定")),  # type: ignore[misc]
+                                   403, "conflict_of_interest")  # fmt: skip
+            row = await request_row(shop, rid)
+            assert (row.status, row.arbitrator_id, row.refund_fen) == ("escalated", None, 0)
+            async with transaction(w.sessionmaker) as s:
+                said = await service.post_message(s, ops_buyer, rid, MessageIn("我是买家"))
+                detail = await service.get_detail(s, ops_merchant, rid)
+            assert said.side == "buyer" and detail.viewer_side == "shop" and "arbitrate" not in detail.actions
+            async with transaction(w.sessionmaker) as s:
+                await service.arbitrate(s, w.ops, rid, ArbitrateIn("buyer", "证据充分"))
+            row = await request_row(shop, rid)
+            assert (row.status, row.arbitrator_id, row.refund_fen) == ("refunded", w.ops.id, 6700)
+            await ledger_ok(w)
+        finally:
+            await w.engine.dispose()
+
+    run(scenario())
+
+
+def test_blank_text_is_refused_naming_the_field(db_url: str, tmp_path: Path) -> None:
+    """A reason, note, message or carrier of spaces passes the length checks of the structs; it is
+    a 422 naming the field, and nothing is stored empty."""
+
+    async def scenario() -> None:
+        shop = await shop_world(db_url, tmp_path)
+        w = shop.w
+        try:
+            order_id = await delivered_order(shop, (w.skus[0], 1), (shop.second_sku, 1), confirm=True)
+            suit, hat = await line_rows(shop, order_id)
+            rid = await open_request(shop, order_id, line_id=suit.id, kind="refund_only", reason="quality",
+                                     amount_fen=100)  # fmt: skip
+
+            async def field_of(step) -> str:  # type: ignore[no-untyped-def]
+                try:
+                    async with transaction(w.sessionmaker) as s:
+                        await step(s)
+                except DomainError as err:
+                    return f"{err.status_code} {err.fields[0].field if err.fields else '-'}"
+                return "ok"
+
+            assert (
+                await field_of(lambda s: service.reject(s, shop.merchant, rid, RejectIn("    ")))
+                == "422 reason"
+            )
+            assert (
+                await field_of(lambda s: service.post_message(s, shop.buyer, rid, MessageIn("  \n ")))
+                == "422 body"
+            )
+            assert await as_of(shop, AftersalesMessage) == []
+            async with transaction(w.sessionmaker) as s:
+                await service.reject(s, shop.merchant, rid, RejectIn("不是质量问题"))
+                await service.escalate(s, shop.buyer, rid, EscalateIn("   "))
+            assert await as_of(shop, AftersalesMessage) == []  # a blank note is no message
+            assert (
+                await field_of(lambda s: service.arbitrate(s, w.ops, rid, ArbitrateIn("buyer", "   ")))
+                == "422 note"
+            )
+            assert (await request_row(shop, rid)).status == "escalated"
+
+            ret = await open_request(shop, order_id, line_id=hat.id, kind="return_refund", reason="quality",
+                                     amount_fen=3900)  # fmt: skip
+            async with transaction(w.sessionmaker) as s:
+                await service.approve(s, shop.merchant, ret)
+            parcel = ShipBackIn("   ", "SF7007007")
+            assert (
+                await field_of(lambda s: service.ship_back(s, shop.buyer, ret, parcel, tracker(shop)))
+                == "422 carrier"
+            )
+            assert (await request_row(shop, ret)).status == "awaiting_return"
         finally:
             await w.engine.dispose()
 

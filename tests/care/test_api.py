@@ -242,3 +242,40 @@ def test_open_from_a_request_and_lists(
         in_db(w, url, lambda x: count(x, CareEntry)),
         in_db(w, url, lambda x: count(x, CareFollowUp)),
     ) == (5, 0)
+
+
+def test_huge_ids_and_dates_centuries_off_are_422_naming_the_field(
+    client: TestClient, settings: Settings, cw: tuple[CareWorld, dict[str, dict[str, str]]]
+) -> None:
+    """Ids past 2^62 (they would overflow the database's BIGINT) and follow-up dates that cannot
+    be converted to UTC are the caller's mistake: a 422 naming the field, nothing written."""
+    w, h = cw
+    url = settings.database_url
+
+    def refused_field(response) -> str:  # type: ignore[no-untyped-def]
+        assert response.status_code == 422, response.text
+        return response.json()["error"]["fields"][0]["field"]
+
+    big = 2**63 + 5
+    base = {"risk_summary": "x"}
+    for field in ("request_id", "buyer_id"):
+        sent = client.post("/api/v1/care/cases", json={**base, field: big}, headers=h["ops1"])
+        assert refused_field(sent) == field
+    sent = client.post("/api/v1/care/cases", json={**base, "username": "buyer0000", "specialist_id": big},
+                       headers=h["ops1"])  # fmt: skip
+    assert refused_field(sent) == "specialist_id"
+    for moment in ("0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-08:00"):
+        sent = client.post("/api/v1/care/cases", json={**base, "username": "buyer0000", "first_follow_up_at": moment},
+                           headers=h["ops1"])  # fmt: skip
+        assert refused_field(sent) == "first_follow_up_at"
+    assert in_db(w, url, lambda x: count(x, CareCase)) == 0
+
+    case_id = client.post(
+        "/api/v1/care/cases", json={**base, "username": "buyer0000"}, headers=h["carer1"]
+    ).json()["id"]
+    sent = client.post(f"/api/v1/care/cases/{case_id}/assign", json={"specialist_id": big}, headers=h["ops1"])
+    assert refused_field(sent) == "specialist_id"
+    sent = client.post(f"/api/v1/care/cases/{case_id}/follow-ups", json={"due_at": "0001-01-01T00:00:00+08:00"},
+                       headers=h["carer1"])  # fmt: skip
+    assert refused_field(sent) == "due_at"
+    assert in_db(w, url, lambda x: count(x, CareFollowUp)) == 0

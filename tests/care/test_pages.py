@@ -242,3 +242,23 @@ def test_outsiders_get_404_and_closed_cases_are_read_only(
                            follow_redirects=False)  # fmt: skip
     assert reopened.status_code == 303
     assert "Case reopened." in client.get(reopened.headers["location"]).text
+
+
+def test_dates_centuries_off_on_the_forms(client: TestClient, settings: Settings, cw: CareWorld) -> None:
+    """A datetime-local input sending year 1 or year 9999 re-renders the form with that field marked
+    (before: OverflowError on the way to UTC, a 500); nothing is written."""
+    url = settings.database_url
+    token = sign_in(client, "carer1")
+    base = {"_csrf_token": token, "username": "buyer0000", "risk_summary": "x", "priority": "high",
+            "first_follow_up_plan": "call"}  # fmt: skip
+    for moment in ("0001-01-01T00:00", "9999-12-31T23:59"):
+        sent = client.post("/care/new", data={**base, "first_follow_up_at": moment}, follow_redirects=False)
+        assert sent.status_code == 422 and marked(sent.text) == {"first_follow_up_at"}, sent.status_code
+        assert 'value="x"' in sent.text or ">x<" in sent.text  # what was typed stays
+    assert in_db(cw, url, lambda x: count(x, CareCase)) == 0
+    case_id = seeded_case(cw, url)
+    n = len(in_db(cw, url, lambda x: follow_ups(x, case_id)))
+    sent = client.post(f"/care/{case_id}/follow-ups", data={"_csrf_token": token, "due_at": "0001-01-01T00:00"},
+                       follow_redirects=False)  # fmt: skip
+    assert sent.status_code == 422 and marked(sent.text) == {"due_at"}
+    assert len(in_db(cw, url, lambda x: follow_ups(x, case_id))) == n

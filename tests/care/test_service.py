@@ -474,3 +474,34 @@ def test_bad_input_changes_nothing(db_url: str) -> None:
         assert len(await entries(w, case_id)) == n and await follow_ups(w, case_id) == []
 
     play(db_url, body)
+
+
+def test_dates_centuries_off_are_a_422_naming_the_field(db_url: str) -> None:
+    """Year 1 east of Greenwich and year 9999 west of it cannot be converted to UTC at all: they
+    are refused like any date in the past or too far ahead, naming the field, and nothing is
+    written (before: OverflowError, a 500)."""
+
+    async def body(w: CareWorld) -> None:
+        someone = w.buyers[0].username
+        year_one = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        year_last = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-8)))
+
+        async def field_of(fn: Callable[..., Awaitable[Any]], *args: Any) -> str:
+            try:
+                await act(w, fn, *args, now=T0)
+            except DomainError as err:
+                return f"{err.status_code} {err.fields[0].field if err.fields else '-'}"
+            return "ok"
+
+        for moment in (year_one, year_last):
+            data = CaseIn(risk_summary="x", username=someone, first_follow_up_at=moment)
+            assert await field_of(care.open_case, w.ops, data) == "422 first_follow_up_at"
+        assert await count(w, CareCase) == 0
+        case_id = await open_for(w, w.specialists[0])
+        for moment in (year_one, year_last):
+            assert await field_of(
+                care.add_follow_up, w.specialists[0], case_id, FollowUpIn(due_at=moment)
+            ) == ("422 due_at")
+        assert await follow_ups(w, case_id) == []
+
+    play(db_url, body)

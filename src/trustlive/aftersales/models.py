@@ -49,6 +49,9 @@ class Resolution(enum.StrEnum):
     return_not_sent = "return_not_sent"
     # Approved, but the order had been refunded by other means meanwhile (nothing left to pay).
     already_refunded = "already_refunded"
+    # A whole-order claim the order has outgrown (shipped after "not shipped", receipt confirmed
+    # after "not received"): closed by the sweeper instead of being approved automatically.
+    outdated = "outdated"
 
 
 class AftersalesRequest(Base):

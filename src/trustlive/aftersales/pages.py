@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.aftersales import service
+from trustlive.aftersales.api import queue_cursor, queue_position, read_upload
 from trustlive.aftersales.schemas import ArbitrateIn, EscalateIn, MessageIn, RejectIn, RequestIn, ShipBackIn
 from trustlive.catalog import service as catalog
-from trustlive.catalog.api import to_upload
 from trustlive.config import Settings
 from trustlive.db import utcnow
 from trustlive.errors import DomainError, Forbidden, ValidationFailed
@@ -58,7 +58,7 @@ async def _photos(data: dict[str, Any], settings: Settings) -> list[catalog.Uplo
     found = [f for f in files if isinstance(f, UploadFile) and f.filename]
     if len(found) > service.MAX_PHOTOS:
         raise invalid("photos", gettext("choose at most 9 photos"))
-    return [await to_upload(f, settings.max_upload_bytes) for f in found]
+    return [await read_upload(f, settings.max_upload_bytes) for f in found]
 
 
 def _common(context: dict[str, Any]) -> dict[str, Any]:
@@ -309,13 +309,14 @@ async def console_queue(
     if shop is not None and chosen is None:
         raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
     chosen = chosen or next((s for s in shops if s.owner_id == me.id), shops[0])
-    items = await service.shop_queue(
-        db, me, chosen.id, tab, before_id=before_id(cursor), limit=QUEUE_SIZE + 1
+    before, after = queue_position(cursor, tab)
+    found = await service.shop_queue(
+        db, me, chosen.id, tab, before_id=before, after=after, limit=QUEUE_SIZE + 1
     )
-    items, next_cursor = trim_page(items, QUEUE_SIZE)
+    items, next_cursor = queue_cursor(found, QUEUE_SIZE, tab)
     context = _common({
         "shops": shops, "shop": chosen, "tabs": SHOP_TABS, "tab": tab, "items": items,
-        "counts": await service.shop_counts(db, me, chosen.id), "next_cursor": next_cursor if tab == "closed" else None,
+        "counts": await service.shop_counts(db, me, chosen.id), "next_cursor": next_cursor,
         "section_url": "/console/aftersales",
     })  # fmt: skip
     return Template("aftersales/console.html", context=context)

@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustlive.aftersales.models import OPEN, AftersalesMessage, AftersalesPhoto, AftersalesRequest
+from trustlive.aftersales.models import OPEN, AftersalesMessage, AftersalesPhoto, AftersalesRequest, Status
 
 
 async def get_request(session: AsyncSession, request_id: int) -> AftersalesRequest | None:
@@ -60,6 +60,7 @@ async def requests_of_order(session: AsyncSession, order_id: int) -> list[Afters
         select(AftersalesRequest)
         .where(AftersalesRequest.order_id == order_id)
         .order_by(AftersalesRequest.id.desc())
+        .execution_options(populate_existing=True)  # read again after a conditional UPDATE
     )
     return list(await session.scalars(stmt))
 
@@ -79,19 +80,24 @@ async def requests_by_status(
     *,
     shop_id: int | None = None,
     before_id: int | None = None,
+    after: tuple[dt.datetime | None, int] | None = None,
     limit: int,
     by_deadline: bool = False,
 ) -> list[AftersalesRequest]:
     """A queue: the requests in ``statuses`` (of one shop, if given), the nearest deadline first
-    (``by_deadline``: what must be answered first) or the newest first."""
+    (``by_deadline``: what must be answered first; the next page starts ``after`` the last
+    (deadline, id) seen) or the newest first (the next page ``before_id``)."""
     stmt = select(AftersalesRequest).where(AftersalesRequest.status.in_(statuses))
     if shop_id is not None:
         stmt = stmt.where(AftersalesRequest.shop_id == shop_id)
     if by_deadline:
+        due, rid = AftersalesRequest.due_at, AftersalesRequest.id
+        if after is not None and after[0] is None:
+            stmt = stmt.where(due.is_(None), rid > after[1])
+        elif after is not None:
+            stmt = stmt.where(or_(due.is_(None), due > after[0], and_(due == after[0], rid > after[1])))
         # Requests without a deadline in their step (a return on its way) come after the rest.
-        stmt = stmt.order_by(
-            AftersalesRequest.due_at.is_(None), AftersalesRequest.due_at, AftersalesRequest.id
-        )
+        stmt = stmt.order_by(due.is_(None), due, rid)
     else:
         if before_id is not None:
             stmt = stmt.where(AftersalesRequest.id < before_id)
@@ -130,6 +136,22 @@ async def undated_requests(
         .where(
             AftersalesRequest.status == status,
             AftersalesRequest.due_at.is_(None),
+            AftersalesRequest.id > after_id,
+        )
+        .order_by(AftersalesRequest.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def pending_whole_order(session: AsyncSession, after_id: int, limit: int) -> list[AftersalesRequest]:
+    """Whole-order claims (not shipped, not received) still awaiting the shop, by id from
+    ``after_id``: the sweeper checks they still fit their order."""
+    stmt = (
+        select(AftersalesRequest)
+        .where(
+            AftersalesRequest.status == Status.pending,
+            AftersalesRequest.line_id.is_(None),
             AftersalesRequest.id > after_id,
         )
         .order_by(AftersalesRequest.id)

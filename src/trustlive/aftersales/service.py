@@ -75,6 +75,9 @@ KIND_REASONS: dict[str, frozenset[str]] = {
 # Order statuses a request can be opened in (paid and not yet settled).
 ELIGIBLE = ("paid", "shipped", "delivered", "completed")
 MAX_PHOTOS = 9
+# Requests a buyer may make, in all, on one line (or on the whole order): a claim refused and
+# refused again is not reopened without end.
+MAX_REQUESTS_PER_TARGET = 3
 WITHDRAWABLE = (Status.pending, Status.rejected, Status.escalated, Status.awaiting_return)
 
 
@@ -199,6 +202,15 @@ def _wrong_state(_row: AftersalesRequest) -> InvalidTransition:
     )
 
 
+def _words(value: str, field: str, minimum: int = 1) -> str:
+    """Trimmed text that must say something: blank ("   ") is a 422 naming the field, not an
+    empty reason, note or message stored."""
+    value = value.strip()
+    if len(value) < minimum:
+        raise ValidationFailed(N_("Write something here."), field=field)
+    return value
+
+
 def actions_for(
     row: AftersalesRequest | RequestOut, side: str, now: dt.datetime, has_address: bool
 ) -> list[str]:
@@ -254,6 +266,9 @@ async def get_detail(
     ):
         row = await repo.get_request(session, row.id) or row
     order = await orders.load_order(session, row.order_id)
+    if retracted(row, order) and await _close_outdated(session, row, now):
+        # Read after the buyer confirmed receipt: the claim ends here rather than at the sweep.
+        row = await repo.get_request(session, row.id) or row
     photos = await repo.photos_of(session, [row.id])
     messages = await repo.messages_of(session, row.id)
     names = await accounts.users_by_ids(
@@ -304,17 +319,34 @@ def _tab(tabs: dict[str, tuple[tuple[str, ...], bool]], tab: str) -> tuple[tuple
     return tabs[tab]
 
 
+QueueKey = tuple[dt.datetime | None, int]  # (deadline, id) of the last request of a page
+
+
+def deadline_tab(tab: str) -> bool:
+    """Whether the shop's tab is ordered by deadline (paged ``after`` a QueueKey) rather than
+    newest first (paged ``before_id``)."""
+    return tab in SHOP_TABS and SHOP_TABS[tab][1]
+
+
+def queue_key(request: RequestOut) -> QueueKey:
+    return request.due_at, request.id
+
+
 async def shop_queue(
-    session: AsyncSession, actor: Principal, shop_id: int, tab: str, *, before_id: int | None, limit: int
-) -> list[RequestOut]:
+    session: AsyncSession, actor: Principal, shop_id: int, tab: str, *, before_id: int | None = None,
+    after: QueueKey | None = None, limit: int,
+) -> list[RequestOut]:  # fmt: skip
     """A shop's requests: ``answer`` (awaiting its answer, the nearest deadline first),
     ``returns`` (approved returns: coming back, to confirm), ``disputes`` (rejected, escalated),
-    ``closed``. Shop staff and ops; 403 for others."""
+    ``closed``. Shop staff and ops; 403 for others. Deadline-ordered tabs continue ``after`` the
+    (deadline, id) of the last request seen; ``closed`` continues ``before_id``."""
     statuses, by_deadline = _tab(SHOP_TABS, tab)
     if not actor.is_ops:
         await catalog.require_shop_member(session, actor, shop_id)
-    rows = await repo.requests_by_status(session, statuses, shop_id=shop_id, before_id=None if by_deadline else before_id,
-                                         limit=limit, by_deadline=by_deadline)  # fmt: skip
+    rows = await repo.requests_by_status(
+        session, statuses, shop_id=shop_id, before_id=None if by_deadline else before_id,
+        after=after if by_deadline else None, limit=limit, by_deadline=by_deadline,
+    )  # fmt: skip
     return await _outs(session, rows)
 
 
@@ -346,8 +378,10 @@ async def ops_queue(
 
 
 def received_at(order: OrderOut) -> dt.datetime | None:
-    """When the buyer received the goods: confirmed receipt, else the carrier's delivery."""
-    return order.completed_at or order.delivered_at
+    """When the goods arrived: the carrier's delivery when there is one, else the confirmation of
+    receipt (confirmed before the carrier reported it). Not the confirmation first: the automatic
+    one comes days after delivery and would reopen a window that had closed."""
+    return order.delivered_at or order.completed_at
 
 
 def window_open(order: OrderOut, line: LineOut, now: dt.datetime) -> bool:
@@ -360,19 +394,34 @@ def window_open(order: OrderOut, line: LineOut, now: dt.datetime) -> bool:
     )
 
 
-def options(order: OrderOut, open_requests: Sequence[AftersalesRequest], now: dt.datetime) -> list[OptionOut]:
+def closed_targets(requests: Sequence[AftersalesRequest]) -> set[int | None]:
+    """Lines (None: the whole order) that take no new request: the platform decided a request on
+    it for the shop (final), or it has had ``MAX_REQUESTS_PER_TARGET`` already."""
+    counts: dict[int | None, int] = {}
+    found: set[int | None] = set()
+    for r in requests:
+        counts[r.line_id] = counts.get(r.line_id, 0) + 1
+        if r.resolution == Resolution.arbitrated_seller or counts[r.line_id] >= MAX_REQUESTS_PER_TARGET:
+            found.add(r.line_id)
+    return found
+
+
+def options(order: OrderOut, requests: Sequence[AftersalesRequest], now: dt.datetime) -> list[OptionOut]:
     """What the buyer may ask for now, per line and for the whole order, with the most that can
     be refunded: the goods still unrefunded (line total − its refunds), plus the order's shipping
     still unrefunded when the cause is the seller's or nothing was shipped; never more than what
-    is left of the payment. Lines and orders with an open request are left out."""
+    is left of the payment. ``requests`` are the order's requests (open and ended): lines and
+    orders with an open request are left out, and so are those that take no new one
+    (``closed_targets``)."""
     if order.status not in ELIGIBLE:
         return []
     left = order.paid_fen - order.refunded_fen
     if left <= 0:
         return []
+    open_requests = [r for r in requests if r.status in OPEN]
     if any(r.line_id is None for r in open_requests):
         return []  # a whole-order request is open: nothing else until it ends
-    busy = {r.line_id for r in open_requests}
+    busy = {r.line_id for r in open_requests} | closed_targets(requests)
     ship_left = max(order.shipping_fen - order.shipping_refunded_fen, 0)
 
     def capped(goods: int) -> tuple[int, int]:
@@ -385,7 +434,7 @@ def options(order: OrderOut, open_requests: Sequence[AftersalesRequest], now: dt
         "shipped": Reason.not_received,
         "delivered": Reason.not_received,
     }
-    if order.status in whole_reason and not open_requests:
+    if order.status in whole_reason and not open_requests and None not in busy:
         reason = whole_reason[order.status]
         goods, ship = capped(sum(line.line_total_fen - line.refunded_fen for line in order.lines))
         found.append(OptionOut(None, Kind.refund_only, [reason], goods, ship, [reason]))
@@ -412,9 +461,15 @@ async def order_panel(session: AsyncSession, viewer: Principal, order: OrderOut)
     """What the order pages show about after-sales for ``order`` (already visible to ``viewer``):
     its requests, and for its buyer what can be asked for now."""
     rows = await repo.requests_of_order(session, order.id)
+    now = utcnow()
+    if any(retracted(r, order) for r in rows):
+        # The buyer is back on the order page after confirming receipt: the claim ends now.
+        for row in rows:
+            if retracted(row, order):
+                await _close_outdated(session, row, now)
+        rows = await repo.requests_of_order(session, order.id)
     is_buyer = order.buyer_id == viewer.id
-    open_rows = [r for r in rows if r.status in OPEN]
-    found = options(order, open_rows, utcnow()) if is_buyer else []
+    found = options(order, rows, now) if is_buyer else []
     if not rows and not found:
         return None
     photos = await repo.photos_of(session, [r.id for r in rows])
@@ -440,8 +495,7 @@ async def new_request_form(
     line = next((x for x in order.lines if x.id == line_id), None)
     if line_id is not None and line is None:
         raise NotFound(N_("This order has no such item."), field="line_id", code="line_not_found")
-    open_rows = await repo.open_requests_of_order(session, order.id)
-    found = options(order, open_rows, utcnow())
+    found = options(order, await repo.requests_of_order(session, order.id), utcnow())
     option = next((o for o in found if o.line_id == line_id and o.kind == kind), None)
     terms = await orders.get_shop_terms(session, order.shop_id)
     return RequestForm(order, line, option, terms.covers_return_shipping)
@@ -509,11 +563,19 @@ async def open_request(
     # The hold locks the order row, so two requests opened at once on one order are checked one
     # after the other: the second sees the first below.
     await orders.hold_settlement(session, order.id)
-    for other in await repo.open_requests_of_order(session, order.id):
-        if data.line_id is None or other.line_id in (None, data.line_id):
+    earlier = await repo.requests_of_order(session, order.id)
+    for other in earlier:
+        if other.status in OPEN and (data.line_id is None or other.line_id in (None, data.line_id)):
             raise Conflict(
                 N_("There is already an open request for this; follow that one."), code="request_open"
             )
+    same = [r for r in earlier if r.line_id == data.line_id]
+    if any(r.resolution == Resolution.arbitrated_seller for r in same):
+        raise Conflict(N_("The platform has decided a request about this for the shop; that decision is final."),
+                       code="arbitration_final")  # fmt: skip
+    if len(same) >= MAX_REQUESTS_PER_TARGET:
+        raise Conflict(N_("No more requests can be made about this: there have been 3 already."),
+                       code="request_limit_reached")  # fmt: skip
     row = AftersalesRequest(
         order_id=order.id, line_id=data.line_id, buyer_id=buyer.id, shop_id=order.shop_id, kind=data.kind,
         reason=data.reason, seller_cause=data.reason in SELLER_CAUSES, description=data.description.strip(),
@@ -601,6 +663,7 @@ async def approve(
     _must_be(side, "shop")
     if row.status != Status.pending:
         raise _wrong_state(row)
+    await _refuse_retracted(session, row)
     if not await _approve(session, row, Status.pending, Resolution.approved, actor.id, utcnow(), policy):
         raise _wrong_state(row)
     return await _reload(session, row.id)
@@ -609,9 +672,16 @@ async def approve(
 async def auto_approve(
     session: AsyncSession, request_id: int, now: dt.datetime, policy: AftersalesPolicy
 ) -> bool:
-    """The sweeper's step: the shop did not answer in time. False when it is not due (any more)."""
+    """The sweeper's step: the shop did not answer in time. False when it is not due (any more).
+    A whole-order claim the order has outgrown meanwhile is not approved but closed as
+    ``outdated`` (``claim_fits``)."""
     row = await repo.get_request(session, request_id)
     if row is None or row.status != Status.pending or row.due_at is None or row.due_at > now:
+        return False
+    # No refund lock before the transition: the request row is always locked before the payment's
+    # (the shop approving at the same moment takes them in that order too).
+    if row.line_id is None and not claim_fits(row, await orders.load_order(session, row.order_id)):
+        await _close_outdated(session, row, now)
         return False
     return await _approve(session, row, Status.pending, Resolution.auto_approved, None, now, policy)
 
@@ -650,9 +720,12 @@ async def reject(
     """The shop says no, with its reason. The buyer may escalate to ops within the escalation
     days; otherwise the request closes as rejected."""
     data = validated(data)
+    reason = _words(data.reason, "reason", 2)
     row, side = await _visible(session, actor, request_id)
     _must_be(side, "shop")
     now = now or utcnow()
+    if row.status == Status.pending:
+        await _refuse_retracted(session, row)
     if row.status == Status.pending and row.due_at is not None and row.due_at < now:
         # Past the deadline the request is approved automatically; a late "no" cannot undo that.
         raise InvalidTransition(N_("The time to answer has passed: the request is approved automatically."),
@@ -660,7 +733,7 @@ async def reject(
     if row.status != Status.pending or not await repo.transition(
         session, row.id, (Status.pending,), Status.rejected, where=[AftersalesRequest.due_at >= now],
         decision=Resolution.rejected, responded_at=now,
-        responder_id=actor.id, reject_reason=data.reason.strip(),
+        responder_id=actor.id, reject_reason=reason,
         due_at=now + dt.timedelta(days=policy.escalation_days), updated_at=now,
     ):  # fmt: skip
         raise _wrong_state(row)
@@ -727,7 +800,7 @@ async def ship_back(
     if await _return_address(session, row.shop_id) is None:
         raise InvalidTransition(N_("The shop has not given a return address yet; wait for it before sending."),
                                 code="no_return_address")  # fmt: skip
-    carrier, number = data.carrier.strip(), data.tracking_no.strip().upper()
+    carrier, number = _words(data.carrier, "carrier", 2), data.tracking_no.strip().upper()
     outbound = await fulfillment.parcels_of(session, [row.order_id])
     if any(
         p.leg != fulfillment.RETURN and (p.carrier, p.tracking_no.upper()) == (carrier, number)
@@ -838,6 +911,94 @@ async def clocks_to_start(session: AsyncSession, after_id: int, limit: int) -> t
     return [r.id for r in rows], (rows[-1].id if len(rows) == limit else None)
 
 
+# --- claims the order has outgrown --------------------------------------------------------------
+
+
+def receipt_confirmed(order: OrderOut) -> bool:
+    """The buyer confirmed receipt themselves (确认收货). The automatic confirmation, which sets
+    ``completed_at`` at or after ``auto_confirm_at``, is not the buyer saying anything."""
+    return (
+        order.status == "completed"
+        and order.completed_at is not None
+        and (order.auto_confirm_at is None or order.completed_at < order.auto_confirm_at)
+    )
+
+
+def claim_fits(row: AftersalesRequest | RequestOut, order: OrderOut) -> bool:
+    """Whether a whole-order refund-only claim still describes its order: ``not_shipped`` while
+    the order is still ``paid``; ``not_received`` while it is ``shipped`` or ``delivered`` (or
+    completed automatically) and the buyer has not confirmed receipt. Line requests always fit;
+    an order refunded meanwhile is left to the refund step (``already_refunded``)."""
+    if row.line_id is not None or order.status not in ELIGIBLE:
+        return True
+    if row.reason == Reason.not_shipped:
+        return order.status == "paid"
+    if row.reason == Reason.not_received:
+        return order.status in ("shipped", "delivered", "completed") and not receipt_confirmed(order)
+    return True
+
+
+def retracted(row: AftersalesRequest | RequestOut, order: OrderOut) -> bool:
+    """A pending ``not_received`` claim whose buyer has since confirmed receipt: withdrawn in
+    effect. It closes as ``outdated`` at the next sweep or the next look at it."""
+    return (
+        row.status == Status.pending
+        and row.line_id is None
+        and row.reason == Reason.not_received
+        and receipt_confirmed(order)
+    )
+
+
+async def _close_outdated(session: AsyncSession, row: AftersalesRequest, now: dt.datetime) -> bool:
+    """Close a pending claim the order has outgrown (``outdated``): the hold goes, the buyer is
+    told the order moved on and may open a return or a quality claim instead."""
+    return await _close(session, row, (Status.pending,), Resolution.outdated, now)
+
+
+async def _refuse_retracted(session: AsyncSession, row: AftersalesRequest) -> None:
+    """The shop answering a claim the buyer has retracted by confirming receipt: 409, nothing
+    changes (the claim closes as ``outdated`` when it is next read or swept)."""
+    if (
+        row.line_id is None
+        and row.reason == Reason.not_received
+        and retracted(row, await orders.load_order(session, row.order_id))
+    ):
+        raise InvalidTransition(N_("The buyer has confirmed receiving the order since asking: this request "
+                                   "no longer applies and is closed."), code="request_outdated")  # fmt: skip
+
+
+async def outdated_to_close(
+    session: AsyncSession, now: dt.datetime, after_id: int, limit: int
+) -> tuple[list[int], int | None]:
+    """For the sweeper: pending whole-order claims to close as ``outdated`` — retracted by the
+    buyer's confirmation of receipt (at once), or past the answer deadline and no longer fitting
+    the order (instead of the automatic approval) — and the id to continue from."""
+    rows = await repo.pending_whole_order(session, after_id, limit)
+    found = await orders.orders_by_ids(session, [r.order_id for r in rows])
+    ids = [
+        r.id
+        for r in rows
+        if r.order_id in found
+        and (
+            retracted(r, found[r.order_id])
+            or (r.due_at is not None and r.due_at <= now and not claim_fits(r, found[r.order_id]))
+        )
+    ]
+    return ids, (rows[-1].id if len(rows) == limit else None)
+
+
+async def close_outdated(session: AsyncSession, request_id: int, now: dt.datetime) -> bool:
+    """The sweeper's step for one of ``outdated_to_close``, checked again in its transaction."""
+    row = await repo.get_request(session, request_id)
+    if row is None or row.status != Status.pending or row.line_id is not None:
+        return False
+    order = await orders.load_order(session, row.order_id)
+    due = row.due_at is not None and row.due_at <= now
+    if not (retracted(row, order) or (due and not claim_fits(row, order))):
+        return False
+    return await _close_outdated(session, row, now)
+
+
 # --- closing -----------------------------------------------------------------------------------
 
 
@@ -883,15 +1044,18 @@ async def arbitrate(
     """Ops decide an escalated request: for the buyer it continues as approved (refunded now, or
     the item goes back first); for the seller it closes. Who, when and why are recorded."""
     data = validated(data)
+    note = _words(data.note, "note", 2)
     if not actor.is_ops:
         raise Forbidden(N_("Only platform operations can do this."), code="ops_only")
-    row = await repo.get_request(session, request_id)
-    if row is None:
-        raise _not_found()
+    row, side = await _visible(session, actor, request_id)
+    if side in ("buyer", "shop"):
+        # Ops staff who bought the item or work for the shop are a party: a colleague decides.
+        raise Forbidden(N_("You are a party to this request; another member of platform operations decides it."),
+                        code="conflict_of_interest")  # fmt: skip
     if row.status != Status.escalated:
         raise _wrong_state(row)
     now = utcnow()
-    record = {"arbitrated_at": now, "arbitrator_id": actor.id, "arbitration_note": data.note.strip()}
+    record = {"arbitrated_at": now, "arbitrator_id": actor.id, "arbitration_note": note}
     if data.decision == "buyer":
         won = await _approve(session, row, Status.escalated, Resolution.arbitrated_buyer, actor.id, now, policy,
                              **record)  # fmt: skip
@@ -913,6 +1077,7 @@ async def post_message(
 ) -> MessageOut:  # fmt: skip
     """A message from the buyer, the shop or ops on an open request, with up to 9 photos."""
     data = validated(data)
+    body = _words(data.body, "body")
     row, side = await _visible(session, actor, request_id)
     if side == "care":
         raise Forbidden(
@@ -922,7 +1087,7 @@ async def post_message(
         raise _closed()
     if len(photos) > MAX_PHOTOS:
         raise ValidationFailed(N_("At most 9 photos."), field="photos", code="too_many_photos")
-    message = AftersalesMessage(request_id=row.id, author_id=actor.id, side=side, body=data.body.strip(),
+    message = AftersalesMessage(request_id=row.id, author_id=actor.id, side=side, body=body,
                                 created_at=utcnow())  # fmt: skip
     session.add(message)
     await session.flush()
@@ -1002,8 +1167,18 @@ async def _refund(
 ) -> None:
     """Pay the buyer back for a request that has just become ``refunded`` (by the winning
     transition), release the order's settlement hold. If nothing is left to refund (the order was
-    refunded by other means meanwhile) the request closes as ``already_refunded``."""
+    refunded by other means meanwhile) the request closes as ``already_refunded``.
+
+    The payment's refund lock is taken before the order is read: two requests of one order
+    approved at once are sized one after the other, the second capped by what the first left
+    (lock order: payment intent, then order)."""
+    await payments.lock_refunds(session, row.order_id)
+    await orders.lock_order(session, row.order_id)  # the shop shipping meanwhile waits for us
     order = await orders.load_order(session, row.order_id)
+    if actor_id is None and not claim_fits(row, order):  # decided by a deadline, not a person
+        # The order moved on between the sweeper's look and this lock (the shop shipped): no
+        # automatic refund. Rolled back; the next sweep closes the claim as outdated.
+        raise InvalidTransition("the order moved on meanwhile", code="request_outdated")
     amount, lines, shipping = allocate(order, row)
     if amount <= 0:
         await repo.transition(session, row.id, (Status.refunded,), Status.closed,

@@ -1,7 +1,8 @@
-"""Deadline sweepers of the aftersales domain: auto-approve requests the shop did not answer,
-start the ship-back clock once a shop has a return address, close returns not sent back in time,
-note return parcels the carrier delivered and refund them automatically when the shop has not
-confirmed them in time, close rejections not escalated in time.
+"""Deadline sweepers of the aftersales domain: close whole-order claims their order has outgrown
+(shipped after "not shipped", receipt confirmed after "not received"), auto-approve requests the
+shop did not answer, start the ship-back clock once a shop has a return address, close returns
+not sent back in time, note return parcels the carrier delivered and refund them automatically
+when the shop has not confirmed them in time, close rejections not escalated in time.
 
 Each request is handled in its own short transaction through the service's conditional
 transitions (the same ones the shop's and the buyer's requests use), so re-running, crashing
@@ -48,6 +49,16 @@ async def _due(
     async with transaction(sessionmaker) as session:
         ids = await service.due(session, status, now, BATCH)
     return await _each(sessionmaker, ids, step)
+
+
+async def close_outdated(sessionmaker: async_sessionmaker[AsyncSession], now: dt.datetime) -> int:
+    """Pending whole-order claims, checked against their orders a page at a time."""
+    done, after = 0, 0
+    while after is not None:
+        async with transaction(sessionmaker) as session:
+            ids, after = await service.outdated_to_close(session, now, after, BATCH)
+        done += await _each(sessionmaker, ids, lambda s, i: service.close_outdated(s, i, now))
+    return done
 
 
 async def auto_approve(
@@ -103,6 +114,7 @@ async def run_once(
     now = now or utcnow()
     policy = service.AftersalesPolicy.from_settings(settings)
     return {
+        "claims_outdated": await close_outdated(sessionmaker, now),
         "auto_approved": await auto_approve(sessionmaker, now, policy),
         "return_clocks_started": await start_return_clocks(sessionmaker, now, policy),
         "returns_not_sent": await close_unsent(sessionmaker, now),

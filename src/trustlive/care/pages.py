@@ -91,9 +91,12 @@ def _when(form: dict[str, str], name: str, *, required: bool) -> dt.datetime | N
         if not found:
             raise ValueError
         local = dt.datetime.fromisoformat(f"{found.group(1)}T{found.group(2).zfill(5)}{found.group(3) or ''}")
-    except ValueError:
+        # Year 1 or 9999 would overflow on the way to UTC; no contact is planned that far off.
+        if not 1970 <= local.year <= 9000:
+            raise ValueError
+        return local.replace(tzinfo=UI_TZ).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise invalid(name, gettext("enter a date and time, e.g. 2026-12-01 10:00")) from None
-    return local.replace(tzinfo=UI_TZ).astimezone(dt.UTC)
 
 
 def _id(form: dict[str, str], name: str) -> int | None:

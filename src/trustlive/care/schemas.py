@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Id = Annotated[int, msgspec.Meta(ge=1)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]  # ids are 63-bit in both databases
 Priority = Literal["urgent", "high", "normal"]
 Outcome = Literal["resolved", "unreachable", "referred", "other"]
 # What staff write on the timeline; "reply" (the buyer's) and the case's own events are not written.

@@ -117,6 +117,12 @@ def _text(value: str, field: str, *, required: bool = True) -> str:
 
 
 def _check_due(due_at: dt.datetime, now: dt.datetime, field: str) -> dt.datetime:
+    # Years far off are refused before any arithmetic: converting year 1 or 9999 to UTC with an
+    # offset overflows the datetime range.
+    if due_at.year < now.year - 1:
+        raise ValidationFailed(N_("That time has passed; plan the contact ahead."), field=field)
+    if due_at.year > now.year + 2:
+        raise ValidationFailed(N_("Plan at most a year ahead."), field=field)
     due_at = due_at.astimezone(dt.UTC)
     if due_at < now - PAST_GRACE:
         raise ValidationFailed(N_("That time has passed; plan the contact ahead."), field=field)

@@ -615,3 +615,17 @@ async def sandbox_answer(session: AsyncSession, settings: Settings, ref: str, pa
     if pay:
         return await sandbox.pay(session, ref)
     return await sandbox.decline(session, ref)
+
+
+# --- for after-sales (added by the after-sales fix) ---------------------------------------------
+
+
+async def lock_refunds(session: AsyncSession, order_id: int) -> None:
+    """Lock the intent that paid ``order_id`` (FOR UPDATE on PostgreSQL; SQLite serialises writers
+    already), the lock ``refund_order`` takes and the first in the lock order. A caller that sizes
+    a refund from the order's current figures (an after-sales request capped by what is left)
+    takes it before reading them, so two such refunds of one order are sized one after the other
+    and the second sees the first. An order without a captured payment: nothing to lock."""
+    link = await repo.paying_link(session, order_id)
+    if link is not None:
+        await repo.get_intent(session, link.intent_id, lock=True)
