@@ -106,7 +106,11 @@ async def _run_seed(seed_demo, buyers: int):  # type: ignore[no-untyped-def]
                 progress.update(tasks[stage], completed=done, total=total)
 
             return await seed_demo(
-                create_sessionmaker(engine), media_dir=settings.media_dir, buyers=buyers, progress=report
+                create_sessionmaker(engine),
+                media_dir=settings.media_dir,
+                buyers=buyers,
+                progress=report,
+                settings=settings,
             )
     finally:
         await engine.dispose()

@@ -270,3 +270,56 @@ def test_chinese_search_finds_the_seeded_products(db_url: str, tmp_path: Path) -
     assert "19姆米桑蚕丝真丝衬衫 女" in titles("真丝")
     assert "A类纯棉儿童家居服套装" in titles("童装")  # by category name
     assert "手绘青花梅瓶 山水纹" in titles("青花")
+
+
+async def _story_states(url: str) -> dict[str, Any]:
+    """What the stories left, read straight from the tables."""
+    from sqlalchemy import func, select
+
+    from trustlive.aftersales.models import AftersalesRequest
+    from trustlive.care.models import CareCase
+    from trustlive.fulfillment.models import QcCase
+    from trustlive.orders.models import Order
+    from trustlive.reviews.models import Review
+
+    engine = create_engine(url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as s:
+            return {
+                "orders": sorted(
+                    (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()
+                ),
+                "qc": sorted((await s.execute(select(QcCase.status))).scalars()),
+                "reviews": await s.scalar(select(func.count()).select_from(Review)),
+                "requests": sorted(
+                    (await s.execute(select(AftersalesRequest.reason, AftersalesRequest.status))).all()
+                ),
+                "care": sorted((await s.execute(select(CareCase.status, CareCase.priority))).all()),
+            }
+    finally:
+        await engine.dispose()
+
+
+def test_the_demo_stories_fill_every_console_once(db_url: str, tmp_path: Path) -> None:
+    settings = make_settings(db_url, tmp_path)
+
+    async def seed_with_stories() -> str:
+        engine = create_engine(db_url)
+        try:
+            return await demo.seed_demo(
+                create_sessionmaker(engine), media_dir=tmp_path / "media", buyers=3, settings=settings
+            )
+        finally:
+            await engine.dispose()
+
+    run(seed_with_stories())
+    first = run(_story_states(db_url))
+    assert first == {
+        "orders": [("completed", 3), ("shipped", 1)],  # the jade bangle is on its way to the lab
+        "qc": ["inbound"],
+        "reviews": 1,
+        "requests": [("no_reason", "pending"), ("quality", "escalated")],
+        "care": [("open", "high")],
+    }
+    assert "created now: nothing" in run(seed_with_stories())
+    assert run(_story_states(db_url)) == first

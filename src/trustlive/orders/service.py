@@ -640,6 +640,13 @@ async def payable_orders(session: AsyncSession, buyer: Principal, order_ids: lis
     return orders
 
 
+async def placed_with_key(session: AsyncSession, buyer: Principal, idempotency_key: str) -> list[Order]:
+    """The orders the buyer placed under this idempotency key (none if the key is unused): lets a
+    script that places orders again (the demo stories) find them without repeating the request."""
+    checkout = await repo.find_checkout(session, buyer.id, idempotency_key)
+    return await repo.orders_of_checkout(session, checkout.id) if checkout is not None else []
+
+
 async def orders_of_checkout(session: AsyncSession, buyer: Principal, checkout_id: int) -> list[Order]:
     orders = await repo.orders_of_checkout(session, checkout_id)
     if not orders or orders[0].buyer_id != buyer.id:

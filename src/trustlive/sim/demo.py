@@ -29,13 +29,14 @@ from trustlive.accounts import service as accounts
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.catalog.schemas import CategoryIn, ProductIn, ShopIn
+from trustlive.config import Settings
 from trustlive.db import transaction
 from trustlive.errors import NotFound
 from trustlive.fulfillment import service as fulfillment
 from trustlive.fulfillment.schemas import InspectorIn, LabIn, WarehouseIn
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import ReturnAddressIn, ReturnsIn
-from trustlive.sim import images
+from trustlive.sim import images, stories
 from trustlive.sim.names import buyer_display_name, buyer_username
 
 DEMO_PASSWORD = "trustlive-demo"
@@ -898,8 +899,11 @@ async def seed_demo(
     media_dir: Path,
     buyers: int = 3000,
     progress: Progress | None = None,
+    settings: Settings | None = None,
 ) -> str:
-    """Create whatever part of the demo world is missing; return a one-line summary."""
+    """Create whatever part of the demo world is missing; return a one-line summary. With
+    ``settings`` (the payment and tracking sandboxes need its keys) the demo stories are played
+    too (``sim/stories.py``): orders at the QC warehouse, reviewed, returned, disputed."""
     report: Progress = progress or (lambda stage, done, total: None)
     tally = _Tally()
     media_dir = Path(media_dir)
@@ -945,6 +949,11 @@ async def seed_demo(
                     )
             tally.add("buyers", len(todo))
         report("buyers", batch[-1], buyers)
+
+    if settings is not None:
+        report("demo stories", 0, len(stories.STORIES))
+        await stories.play_stories(sessionmaker, settings)
+        report("demo stories", len(stories.STORIES), len(stories.STORIES))
 
     products = [p for persona in PERSONAS if persona.shop for p in persona.shop.products]
     drafts = sum(p.draft for p in products)
