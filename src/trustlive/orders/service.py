@@ -1196,8 +1196,8 @@ def _order_rows(
         order = {
             "checkout_id": 0, "buyer_id": buyer.id, "shop_id": shop_id, "status": S.pending_payment.value,
             "goods_fen": goods, "shipping_fen": fee, "total_fen": goods + fee, "paid_fen": 0, "refunded_fen": 0,
-            "shipping_refunded_fen": 0, "settlement_holds": 0, "address": snapshot, "note": data.note.strip(), "pay_deadline": deadline, "created_at": now,
-            "updated_at": now,
+            "shipping_refunded_fen": 0, "settlement_holds": 0, "address": snapshot, "note": data.note.strip(),
+            "pay_deadline": deadline, "created_at": now, "updated_at": now,
         }  # fmt: skip
         lines = [
             {

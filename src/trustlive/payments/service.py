@@ -617,7 +617,7 @@ async def sandbox_answer(session: AsyncSession, settings: Settings, ref: str, pa
     return await sandbox.decline(session, ref)
 
 
-# --- for after-sales (added by the after-sales fix) ---------------------------------------------
+# --- refund locks ---------------------------------------------------------------------------------
 
 
 async def lock_refunds(session: AsyncSession, order_id: int) -> None:
