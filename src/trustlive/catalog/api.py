@@ -31,18 +31,13 @@ from trustlive.catalog.schemas import (
     StaffOut,
 )
 from trustlive.config import Settings
+from trustlive.web.forms import to_upload
 from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from trustlive.web.policy import allow, public, signed_in
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
-
-
-async def to_upload(file: UploadFile, max_bytes: int) -> service.Upload:
-    # Read one byte past the limit: enough to refuse, never the whole of a huge body.
-    data = await file.read(max_bytes + 1)
-    return service.Upload(file.filename or "upload", file.content_type or "", data)
 
 
 def _page_after(cursor: str | None) -> int | None:

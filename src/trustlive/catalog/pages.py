@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service
-from trustlive.catalog.api import to_upload
-from trustlive.catalog.models import Category, Shop
+from trustlive.catalog.models import Category
 from trustlive.catalog.schemas import (
     CategoryIn,
     CategoryPatch,
@@ -31,8 +30,9 @@ from trustlive.catalog.schemas import (
     StaffIn,
 )
 from trustlive.config import Settings
-from trustlive.errors import DomainError, Forbidden, ValidationFailed
+from trustlive.errors import DomainError, ValidationFailed
 from trustlive.reviews import service as reviews
+from trustlive.web.console import my_shops, pick_shop
 from trustlive.web.forms import (
     bad_fields,
     checked,
@@ -43,6 +43,7 @@ from trustlive.web.forms import (
     percent_bp,
     split_values,
     text,
+    to_upload,
     yuan,
 )
 from trustlive.web.i18n import N_, gettext
@@ -158,30 +159,13 @@ async def product_page(product_id: int, db: AsyncSession, viewer: Principal | No
 # --- merchant console: shop -------------------------------------------------------------------
 
 
-def _pick_shop(shops: list[Shop], me: Principal, shop_id: int | None) -> Shop:
-    """The shop a console page is about: the one asked for, else the caller's own, else the first."""
-    if shop_id is not None:
-        for shop in shops:
-            if shop.id == shop_id:
-                return shop
-        raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
-    return next((s for s in shops if s.owner_id == me.id), shops[0])
-
-
-async def _my_shops(db: AsyncSession, me: Principal) -> list[Shop]:
-    shops = await service.shops_of(db, me)
-    if not shops and not me.has("merchant"):
-        raise Forbidden(gettext("The shop console is for merchants and shop staff."), code="not_shop_staff")
-    return shops
-
-
 async def _console(
     db: AsyncSession, me: Principal, shop_id: int | None, cursor: str | None = None, **extra: Any
 ) -> Template:
-    shops = await _my_shops(db, me)
+    shops = await my_shops(db, me)
     if not shops:
         return Template("catalog/console_open.html", context={"form": {}, **extra})
-    shop = _pick_shop(shops, me, shop_id)
+    shop = pick_shop(shops, me, shop_id)
     staff = await service.list_staff(db, me, shop.id)
     items = await service.shop_products(
         db, me, shop.id, after_id=before_id(cursor), limit=CONSOLE_PAGE_SIZE + 1, include_unpublished=True
@@ -341,10 +325,10 @@ _NEW_PRODUCT_FIELDS = (
 
 @get("/console/products/new", **signed_in())
 async def new_product_form(db: AsyncSession, me: Principal, shop: int | None = None) -> Template | Redirect:
-    shops = await _my_shops(db, me)
+    shops = await my_shops(db, me)
     if not shops:
         return Redirect("/console", status_code=303)  # open a shop first
-    chosen = _pick_shop(shops, me, shop)
+    chosen = pick_shop(shops, me, shop)
     return Template(
         "catalog/product_new.html",
         context={
@@ -365,12 +349,12 @@ async def create_product(data: Form, db: AsyncSession, me: Principal) -> Templat
     except DomainError as err:
         await db.rollback()
         fixable(err)
-        shops = await _my_shops(db, me)
+        shops = await my_shops(db, me)
         shop_id = int(form["shop_id"]) if form["shop_id"].isdigit() else None
         return Template(
             "catalog/product_new.html",
             context={
-                "shop": _pick_shop(shops, me, shop_id) if shops else None,
+                "shop": pick_shop(shops, me, shop_id) if shops else None,
                 "categories": await service.list_categories(db),
                 "form": form,
                 "error": err,

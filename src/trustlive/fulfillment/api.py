@@ -13,7 +13,6 @@ from litestar.params import Body, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
-from trustlive.catalog.api import to_upload
 from trustlive.config import Settings
 from trustlive.fulfillment import service
 from trustlive.fulfillment.schemas import (
@@ -39,6 +38,7 @@ from trustlive.fulfillment.schemas import (
 )
 from trustlive.fulfillment.tracking import Tracker, get_tracker
 from trustlive.orders.service import OrderPolicy
+from trustlive.web.forms import to_upload
 from trustlive.web.policy import allow, public, signed_in
 
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)

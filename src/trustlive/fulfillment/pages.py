@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
-from trustlive.catalog.api import to_upload
 from trustlive.config import Settings
 from trustlive.errors import DomainError, NotFound
 from trustlive.fulfillment import service
@@ -34,7 +33,7 @@ from trustlive.fulfillment.schemas import (
     WarehouseIn,
 )
 from trustlive.fulfillment.tracking import Tracker
-from trustlive.web.forms import bad_fields, checked, fixable, integer, invalid, parse, text
+from trustlive.web.forms import bad_fields, checked, fixable, integer, invalid, parse, text, to_upload
 from trustlive.web.i18n import gettext
 from trustlive.web.policy import allow, public
 

@@ -48,6 +48,7 @@ from trustlive.orders.schemas import (
 )
 from trustlive.payments import service as payments
 from trustlive.reviews import service as reviews
+from trustlive.web.console import my_shops, pick_shop
 from trustlive.web.forms import bad_fields, checked, fixable, integer, invalid, parse, safe_next, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
@@ -558,23 +559,6 @@ async def confirm_receipt(order_id: int, db: AsyncSession, me: Principal) -> Tem
 # --- merchant console: orders -----------------------------------------------------------------
 
 
-async def _my_shops(db: AsyncSession, me: Principal) -> list[catalog.Shop]:
-    shops = await catalog.shops_of(db, me)
-    if not shops and not me.has("merchant"):
-        raise Forbidden(gettext("The shop console is for merchants and shop staff."), code="not_shop_staff")
-    return shops
-
-
-def _pick_shop(shops: list[catalog.Shop], me: Principal, shop_id: int | None) -> catalog.Shop:
-    """The shop a console page is about: the one asked for, else the caller's own, else the first."""
-    if shop_id is not None:
-        for shop in shops:
-            if shop.id == shop_id:
-                return shop
-        raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
-    return next((s for s in shops if s.owner_id == me.id), shops[0])
-
-
 def _console_context(
     shops: list[catalog.Shop], shop: catalog.Shop, me: Principal, context: dict[str, Any]
 ) -> dict[str, Any]:
@@ -594,10 +578,10 @@ async def console_orders(
     db: AsyncSession, me: Principal, shop: int | None = None, status: Short = "paid", cursor: Cursor = None
 ) -> Template | Redirect:
     """The shop's orders by status; paid orders (to ship) first."""
-    shops = await _my_shops(db, me)
+    shops = await my_shops(db, me)
     if not shops:
         return Redirect("/console", status_code=303)  # open a shop first
-    chosen = _pick_shop(shops, me, shop)
+    chosen = pick_shop(shops, me, shop)
     tab = _tab(SHOP_TABS, status)
     items = await service.list_shop_orders(
         db, me, chosen.id, statuses=tab.statuses, before_id=before_id(cursor), limit=CONSOLE_PAGE_SIZE + 1
@@ -624,7 +608,7 @@ async def console_order_page(
     if error is not None:
         fixable(error)
         extra.setdefault("status_code", error.status_code)
-    shops = await catalog.shops_of(db, me) if me.is_ops else await _my_shops(db, me)
+    shops = await catalog.shops_of(db, me) if me.is_ops else await my_shops(db, me)
     order = await service.get_order(db, me, order_id)
     shop = next((s for s in shops if s.id == order.shop_id), None)
     if shop is None and me.is_ops:
@@ -733,10 +717,10 @@ def _amount(form: dict[str, str], name: str, *, allow_zero: bool) -> int | None:
 async def _shipping_page(
     db: AsyncSession, me: Principal, shop_id: int | None, **extra: Any
 ) -> Template | Redirect:
-    shops = await _my_shops(db, me)
+    shops = await my_shops(db, me)
     if not shops:
         return Redirect("/console", status_code=303)
-    shop = _pick_shop(shops, me, shop_id)
+    shop = pick_shop(shops, me, shop_id)
     terms = await service.get_shop_terms(db, shop.id, me)
     status = extra.pop("status_code", 200)
     form = {
