@@ -284,6 +284,13 @@ async def principals_for_tokens(session: AsyncSession, tokens: list[str]) -> dic
     }
 
 
+async def acting_as(session: AsyncSession, username: str) -> Principal:
+    """The account ``username`` as a caller with its roles, for scripts that act as people (the
+    demo's stories); 404 when there is none."""
+    user = await get_user_by_username(session, username)
+    return Principal(user.id, user.username, user.display_name, frozenset(await roles_of(session, user.id)))
+
+
 class PrincipalLoader:
     """Resolves the callers of concurrent requests together: while one lookup query runs, the
     tokens that arrive meanwhile queue up and go in the next one. Under load a worker makes one

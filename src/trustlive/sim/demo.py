@@ -813,7 +813,7 @@ async def _ensure_categories(session: AsyncSession, ops: Principal, tally: _Tall
 async def _ensure_qc(session: AsyncSession, ops: Principal, tally: _Tally) -> None:
     """One accredited lab, its QC warehouse (the default for every inspection category) and the
     demo inspector working there."""
-    policy = fulfillment.QcPolicy()
+    policy = fulfillment.QcPolicy()  # only shapes lab keys shown to ops, never stored
     setup = await fulfillment.setup(session, ops, policy)
     lab = next((x for x in setup.labs if x.name == QC_LAB.name), None)
     if lab is None:

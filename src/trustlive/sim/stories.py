@@ -39,7 +39,6 @@ from trustlive.orders import service as orders
 from trustlive.orders.schemas import AddressIn, ItemIn, OrderIn, OrderOut, ShipIn
 from trustlive.payments import service as payments
 from trustlive.payments import tasks as payment_tasks
-from trustlive.payments.providers import SANDBOX, get_provider
 from trustlive.reviews import service as reviews
 from trustlive.reviews.schemas import ReplyIn, ReviewIn
 
@@ -68,19 +67,9 @@ STORIES = (
 )  # fmt: skip
 
 
-def _as(user: Any, roles: set[str]) -> Principal:
-    return Principal(user.id, user.username, user.display_name, frozenset(roles))
-
-
-async def _person(session: AsyncSession, username: str) -> Principal:
-    user = await accounts.get_user_by_username(session, username)
-    return _as(user, await accounts.roles_of(session, user.id))
-
-
 async def _owner(session: AsyncSession, slug: str) -> Principal:
     shop = await catalog.get_shop_by_slug(session, slug)
-    owner = await accounts.get_user(session, shop.owner_id)
-    return _as(owner, await accounts.roles_of(session, owner.id))
+    return await accounts.acting_as(session, (await accounts.get_user(session, shop.owner_id)).username)
 
 
 async def _sku(session: AsyncSession, story: Story, owner: Principal) -> int:
@@ -102,7 +91,7 @@ async def _sku(session: AsyncSession, story: Story, owner: Principal) -> int:
 
 
 async def _order(session: AsyncSession, story: Story) -> OrderOut:
-    buyer = await _person(session, story.buyer)
+    buyer = await accounts.acting_as(session, story.buyer)
     placed_before = await orders.placed_with_key(session, buyer, f"demo:{story.key}")
     if placed_before:  # the SKU chosen then may be sold out now: never choose again
         return await orders.load_order(session, placed_before[0].id)
@@ -111,7 +100,7 @@ async def _order(session: AsyncSession, story: Story) -> OrderOut:
     if not addresses:
         recipient, phone, region, detail = story.address
         addresses = [await orders.add_address(session, buyer, AddressIn(recipient, phone, region, detail))]
-    creator = await _person(session, story.creator) if story.creator else None
+    creator = await accounts.acting_as(session, story.creator) if story.creator else None
     placed = await orders.place_order(session, buyer, OrderIn(
         items=[ItemIn(sku_id=await _sku(session, story, owner), quantity=1)], address_id=addresses[0].id,
         source="live_room" if creator else "shelf", creator_id=creator.id if creator else None,
@@ -125,9 +114,9 @@ async def _walk(sessionmaker: async_sessionmaker[AsyncSession], settings: Settin
         order = await _order(session, story)
     if order.status == "pending_payment":
         async with transaction(sessionmaker) as session:
-            buyer = await _person(session, story.buyer)
+            buyer = await accounts.acting_as(session, story.buyer)
             intent = await payments.create_payment(session, buyer, [order.id], f"demo:{story.key}",
-                                                   get_provider(settings, SANDBOX))  # fmt: skip
+                                                   payments.default_provider(settings))  # fmt: skip
             assert intent.provider_ref is not None
             await payments.sandbox_answer(session, settings, intent.provider_ref, pay=True)
         await payment_tasks.deliver_webhooks(sessionmaker, settings)  # the sandbox tells us it paid
@@ -143,15 +132,15 @@ async def _walk(sessionmaker: async_sessionmaker[AsyncSession], settings: Settin
     async with transaction(sessionmaker) as session:
         order = await orders.load_order(session, order.id)
         if order.status == "shipped":
-            await fulfillment.deliver(session, owner, order.id, orders.DEFAULT_POLICY)
+            await fulfillment.deliver(session, owner, order.id, orders.OrderPolicy.from_settings(settings))
         order = await orders.load_order(session, order.id)
         if order.status == "delivered":
-            await orders.confirm_receipt(session, await _person(session, story.buyer), order.id)
+            await orders.confirm_receipt(session, await accounts.acting_as(session, story.buyer), order.id)
         return await orders.load_order(session, order.id)
 
 
 async def _review_and_reply(session: AsyncSession, settings: Settings, story: Story, order: OrderOut) -> None:
-    buyer = await _person(session, story.buyer)
+    buyer = await accounts.acting_as(session, story.buyer)
     panel = await reviews.order_panel(session, buyer, order)
     line = panel.lines[0] if panel else None
     if line is None:
@@ -168,7 +157,7 @@ async def _review_and_reply(session: AsyncSession, settings: Settings, story: St
 
 async def _request(session: AsyncSession, story: Story, order: OrderOut, reason: str, text: str) -> Any:
     """The story's after-sales request on the order's first line: opened once."""
-    buyer = await _person(session, story.buyer)
+    buyer = await accounts.acting_as(session, story.buyer)
     panel = await aftersales.order_panel(session, buyer, order)
     if panel is not None and panel.requests:
         return panel.requests[0]
@@ -189,10 +178,10 @@ async def _dispute_and_care(
             request = await aftersales.reject(session, await _owner(session, story.shop), request.id, RejectIn(
                 "塌陷在正常回弹范围内，建议翻面使用两周再看。"))  # fmt: skip
         if request.status == "rejected":
-            await aftersales.escalate(session, await _person(session, story.buyer), request.id,
+            await aftersales.escalate(session, await accounts.acting_as(session, story.buyer), request.id,
                                       EscalateIn("老人手术在即，需要尽快换一张合适的床垫。"))  # fmt: skip
     async with transaction(sessionmaker) as session:
-        ops = await _person(session, "ops")
+        ops = await accounts.acting_as(session, "ops")
         specialist = await accounts.get_user_by_username(session, "care")
         if await care.list_cases(session, ops, buyer=story.buyer):
             return
@@ -201,7 +190,7 @@ async def _dispute_and_care(
             request_id=request.id, priority="high", specialist_id=specialist.id,
             first_follow_up_at=utcnow() + dt.timedelta(days=1), first_follow_up_plan="电话回访：了解老人手术日期，确认换货或退款意向",
         ))  # fmt: skip
-        await care.add_entry(session, await _person(session, "care"), case.id, EntryIn(
+        await care.add_entry(session, await accounts.acting_as(session, "care"), case.id, EntryIn(
             "您好，我是平台高危专员小安。您的床垫问题我们已经在跟进，明天会给您打电话，有任何情况随时在这里留言。",
             kind="message", to_buyer=True,
         ))  # fmt: skip
