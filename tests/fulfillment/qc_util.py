@@ -25,6 +25,7 @@ from trustlive.fulfillment.models import QcCase
 from trustlive.fulfillment.schemas import InspectionIn, InspectorIn, LabIn, ParcelIn, WarehouseIn
 from trustlive.fulfillment.tracking import Tracker, get_tracker
 from trustlive.orders.schemas import ShipIn
+from trustlive.signing import sign
 
 JADE_PRICE = 128000  # the world's jade SKU (shop 1)
 JADE_SHIPPING = 1200  # shop 1's flat shipping fee, set here
@@ -153,3 +154,14 @@ async def count(q: Qc, model: type, **where: Any) -> int:
 
 def hours(n: float) -> dt.timedelta:
     return dt.timedelta(hours=n)
+
+
+def lab_headers(
+    policy: service.QcPolicy, lab_id: int, body: bytes, now: dt.datetime | None = None
+) -> dict[str, str]:
+    """The headers a lab sends with ``body``, signed with its key (docs/inspection.md)."""
+    timestamp = int((now or dt.datetime.now(dt.UTC)).timestamp())
+    return {
+        "Content-Type": "application/json",
+        "X-Lab-Signature": sign(service.lab_secret(policy, lab_id), body, timestamp),
+    }

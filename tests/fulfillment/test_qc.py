@@ -24,6 +24,7 @@ from tests.fulfillment.qc_util import (
     hours,
     inspect,
     inspection,
+    lab_headers,
     paid_jade,
     qc_world,
     received,
@@ -628,12 +629,12 @@ def test_lab_callbacks_valid_duplicate_forged_stale_and_another_labs_case(
                     return await service.handle_lab_result(s, lab_id, headers, body, q.policy, now)
 
             body = lab_body("evt_1", case_id, "LAB-0001")
-            forged = service.lab_headers(service.QcPolicy(secret_key="someone-else"), lab, body, now)
-            stale = service.lab_headers(q.policy, lab, body, now - dt.timedelta(minutes=6))
-            other_key = service.lab_headers(q.policy, q.labs[1], body, now)  # the other lab's key
+            forged = lab_headers(service.QcPolicy(secret_key="someone-else"), lab, body, now)
+            stale = lab_headers(q.policy, lab, body, now - dt.timedelta(minutes=6))
+            other_key = lab_headers(q.policy, q.labs[1], body, now)  # the other lab's key
             tampered = body.replace(b"LAB-0001", b"LAB-0002")
             for headers, payload in ((forged, body), (stale, body), ({}, body), (other_key, body),
-                                     (service.lab_headers(q.policy, lab, body, now), tampered)):  # fmt: skip
+                                     (lab_headers(q.policy, lab, body, now), tampered)):  # fmt: skip
                 with pytest.raises(DomainError) as err:
                     await post(lab, payload, headers)
                 assert (err.value.status_code, err.value.code) == (400, "bad_signature")
@@ -641,22 +642,22 @@ def test_lab_callbacks_valid_duplicate_forged_stale_and_another_labs_case(
                 b'{"id": "evt_x", "type": "inspection.completed", "created": 1, "data": {"result": "ok"}}'
             )
             with pytest.raises(DomainError) as err:
-                await post(lab, malformed, service.lab_headers(q.policy, lab, malformed, now))
+                await post(lab, malformed, lab_headers(q.policy, lab, malformed, now))
             assert (err.value.status_code, err.value.code) == (400, "bad_payload")
             # Signed by the other lab, about this lab's case: not theirs to report.
             theirs = lab_body("evt_2", case_id, "LAB-0003")
             with pytest.raises(DomainError) as err:
-                await post(q.labs[1], theirs, service.lab_headers(q.policy, q.labs[1], theirs, now))
+                await post(q.labs[1], theirs, lab_headers(q.policy, q.labs[1], theirs, now))
             assert (err.value.status_code, err.value.code) == (404, "case_not_found")
             assert await count(q, QcLabEvent) == 0 and (await case_row(q, case_id)).status == "received"
 
-            ack = await post(lab, body, service.lab_headers(q.policy, lab, body, now))
+            ack = await post(lab, body, lab_headers(q.policy, lab, body, now))
             assert (ack.outcome, ack.case_id) == ("applied", case_id)  # type: ignore[attr-defined]
             case = await case_row(q, case_id)
             assert (case.status, case.certificate_no, case.source, case.inspected_by_id, case.weight_mg) == (
                 "passed", "LAB-0001", "lab", None, 18880,
             )  # fmt: skip
-            again = await post(lab, body, service.lab_headers(q.policy, lab, body, now))
+            again = await post(lab, body, lab_headers(q.policy, lab, body, now))
             assert again.outcome == "duplicate"  # type: ignore[attr-defined]
             assert (
                 await count(q, QcLabEvent) == 1
@@ -667,16 +668,16 @@ def test_lab_callbacks_valid_duplicate_forged_stale_and_another_labs_case(
             other_order, other_case = await received(q, 1, "b")
             reuse = lab_body("evt_3", None, "lab-0001", "fail", order_id=other_order)
             with pytest.raises(DomainError) as err:
-                await post(lab, reuse, service.lab_headers(q.policy, lab, reuse, now))
+                await post(lab, reuse, lab_headers(q.policy, lab, reuse, now))
             assert (err.value.status_code, err.value.code) == (409, "certificate_taken")
             assert await count(q, QcLabEvent) == 1 and (await order_row(q.w, other_order)).status == "shipped"
             fail = lab_body("evt_3", None, "LAB-0004", "fail", order_id=other_order)
-            assert (await post(lab, fail, service.lab_headers(q.policy, lab, fail, now))).outcome == "applied"  # type: ignore[attr-defined]
+            assert (await post(lab, fail, lab_headers(q.policy, lab, fail, now))).outcome == "applied"  # type: ignore[attr-defined]
             assert (await order_row(q.w, other_order)).status == "refunded"
             assert (await case_row(q, other_case)).status == "failed"
             mismatch = lab_body("evt_4", case_id, "LAB-0005", order_id=other_order)
             with pytest.raises(DomainError) as err:
-                await post(lab, mismatch, service.lab_headers(q.policy, lab, mismatch, now))
+                await post(lab, mismatch, lab_headers(q.policy, lab, mismatch, now))
             assert err.value.status_code == 404
             await ledger_ok(q.w)
             assert order_id != other_order

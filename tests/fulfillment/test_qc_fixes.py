@@ -30,6 +30,7 @@ from tests.fulfillment.qc_util import (
     hours,
     inspect,
     inspection,
+    lab_headers,
     qc_world,
     received,
     shipped_jade,
@@ -81,12 +82,13 @@ async def set_return_address(q: Qc) -> None:
         await orders.set_returns(s, q.merchant, q.w.shops[1], ReturnsIn(return_address=address))
 
 
-async def during_uncommitted_refund(
-    q: Qc, order_id: int, action: Callable[[AsyncSession], Awaitable[Any]]
+async def while_uncommitted(
+    q: Qc, first: Callable[[AsyncSession], Awaitable[Any]], action: Callable[[AsyncSession], Awaitable[Any]]
 ) -> tuple[bool, Any]:
-    """A full refund (as an approved after-sales request makes it) is written but not committed
-    when ``action`` starts in another transaction. Returns whether ``action`` had to wait for the
-    refund's commit (blocked on a lock) and its result, or the DomainError it raised."""
+    """``first`` has written (and holds its locks) but not committed when ``action`` starts in
+    another transaction; ``first`` commits once ``action`` waits for one of its locks (or has
+    finished). Returns whether ``action`` had to wait (blocked on a lock, as pg_stat_activity
+    says) and its result, or the DomainError it raised."""
     pids: list[int] = []
 
     async def act() -> Any:
@@ -95,10 +97,7 @@ async def during_uncommitted_refund(
             return await action(s)
 
     async with transaction(q.w.sessionmaker) as s:
-        order = await orders.load_order(s, order_id)
-        await payments.refund_order(
-            s, order_id, order.paid_fen - order.refunded_fen, "after-sales request", "aftersales:race"
-        )
+        await first(s)
         task = asyncio.create_task(act())
         waited = False
         for _ in range(500):  # up to 10 s: until the action finishes or waits for a lock
@@ -118,6 +117,21 @@ async def during_uncommitted_refund(
         return waited, await task
     except DomainError as err:
         return waited, err
+
+
+async def during_uncommitted_refund(
+    q: Qc, order_id: int, action: Callable[[AsyncSession], Awaitable[Any]]
+) -> tuple[bool, Any]:
+    """A full refund (as an approved after-sales request makes it) is written but not committed
+    when ``action`` starts in another transaction (``while_uncommitted``)."""
+
+    async def refund(s: AsyncSession) -> None:
+        order = await orders.load_order(s, order_id)
+        await payments.refund_order(
+            s, order_id, order.paid_fen - order.refunded_fen, "after-sales request", "aftersales:race"
+        )
+
+    return await while_uncommitted(q, refund, action)
 
 
 # --- 1. a full refund racing the warehouse's moves (PostgreSQL) -------------------------------
@@ -176,7 +190,7 @@ def test_a_pass_waits_for_a_racing_full_refund_and_is_refused(
                 body = json.dumps({"id": "evt_race", "type": "inspection.completed", "created": 1, "data": {
                     "order_id": order_id, "result": "pass", "material": "和田玉", "weight_mg": 30000,
                     "certificate_no": "RACE-PASS-1"}}).encode()  # fmt: skip
-                headers = service.lab_headers(q.policy, q.labs[0], body)
+                headers = lab_headers(q.policy, q.labs[0], body)
                 return await service.handle_lab_result(s, q.labs[0], headers, body, q.policy)
 
             waited, outcome = await during_uncommitted_refund(q, order_id, record)
@@ -317,7 +331,7 @@ def test_lab_certificate_numbers_are_checked_before_the_event_is_stored(db_url: 
             async def post(body: bytes) -> Any:
                 async with transaction(q.w.sessionmaker) as s:
                     return await service.handle_lab_result(
-                        s, lab, service.lab_headers(q.policy, lab, body), body, q.policy
+                        s, lab, lab_headers(q.policy, lab, body), body, q.policy
                     )
 
             for number in ("A" * 41, "A" * 45, "B-" * 24, "NGTC/2026"):
@@ -356,7 +370,7 @@ def test_ids_past_2_62_are_refused_by_the_schemas(db_url: str, tmp_path: Path) -
             for data in ({"case_id": TOO_BIG}, {"order_id": TOO_BIG}):
                 body = lab_event("evt_big", "BIG-0001", **data)
                 err = await refused(q, lambda s, b=body: service.handle_lab_result(
-                    s, q.labs[0], service.lab_headers(q.policy, q.labs[0], b), b, q.policy))  # fmt: skip
+                    s, q.labs[0], lab_headers(q.policy, q.labs[0], b), b, q.policy))  # fmt: skip
                 assert (err.status_code, err.code) == (400, "bad_payload")
             assert await count(q, QcWarehouse) == 2 and (await case_row(q, case_id)).status == "received"
         finally:
@@ -497,22 +511,14 @@ def test_racing_scans_of_one_parcel_tell_the_loser_already_received(db_url: str,
         q = await qc_world(db_url, tmp_path)
         try:
             _, case_id = await shipped_jade(q, 0, "race", "SFRACE0001")
-            outcome: list[Any] = []
 
-            async def loser() -> None:
-                try:
-                    async with transaction(q.w.sessionmaker) as s:
-                        outcome.append(await service.receive_parcel(s, q.inspectors[0], ReceiveIn("SFRACE0001"),
-                                                                    q.policy))  # fmt: skip
-                except DomainError as err:
-                    outcome.append(err)
+            def scan(s: AsyncSession) -> Awaitable[Any]:
+                return service.receive_parcel(s, q.inspectors[0], ReceiveIn("SFRACE0001"), q.policy)
 
-            async with transaction(q.w.sessionmaker) as s:
-                await service.receive_parcel(s, q.inspectors[0], ReceiveIn("SFRACE0001"), q.policy)
-                task = asyncio.create_task(loser())
-                await asyncio.sleep(0.3)  # the loser read the case inbound and waits on our update
-            await task
-            [err] = outcome
+            waited, err = await while_uncommitted(q, scan, scan)
+            # The loser read the case inbound and blocked on the winner's row: its UPDATE (the only
+            # statement of a scan that waits for a lock) then found it received, the race's path.
+            assert waited, "the loser did not reach its update while the winner's scan was uncommitted"
             assert isinstance(err, DomainError) and (err.status_code, err.code) == (409, "already_received")
             assert (await case_row(q, case_id)).status == "received"
         finally:
@@ -674,3 +680,217 @@ def test_the_console_offers_the_parcels_sharing_a_number_and_the_items_to_return
     to_return = console.split('id="to-return"')[1].split("</section>")[0]
     assert f'data-case="{other_case}"' in to_return
     assert "退回商家" in zh(client, "/inspect")
+
+
+# --- the final read: races in the set-up, one tracking rule, cheaper reads -------------------------
+
+
+def test_two_first_routes_of_a_category_at_once_do_not_collide(db_url: str, tmp_path: Path) -> None:
+    """Both see no route for the category; the second waits for the first's insert, then its
+    route replaces it (an upsert), instead of a duplicate key becoming a 500."""
+    pg_only(db_url)
+
+    async def scenario() -> None:
+        q = await qc_world(db_url, tmp_path)
+        try:
+
+            def route_to(warehouse: int) -> Callable[[AsyncSession], Awaitable[Any]]:
+                return lambda s: service.set_route(
+                    s, q.w.ops, RouteIn(category_id=q.jade, warehouse_id=warehouse)
+                )
+
+            waited, outcome = await while_uncommitted(q, route_to(q.warehouses[0]), route_to(q.warehouses[1]))
+            assert waited and not isinstance(outcome, DomainError), outcome
+            assert [(r.category_id, r.warehouse_id) for r in outcome] == [(q.jade, q.warehouses[1])]
+            async with transaction(q.w.sessionmaker) as s:
+                routes = [
+                    (r.category_id, r.warehouse_id)
+                    for r in (await service.setup(s, q.w.ops, q.policy)).routes
+                ]
+            assert routes == [(q.jade, q.warehouses[1])]
+            _, case_id = await shipped_jade(q)
+            assert (await case_row(q, case_id)).warehouse_id == q.warehouses[1]
+            # Back to the default, twice (the second finds nothing to remove).
+            for _ in range(2):
+                async with transaction(q.w.sessionmaker) as s:
+                    assert (
+                        await service.set_route(s, q.w.ops, RouteIn(category_id=q.jade, warehouse_id=None))
+                        == []
+                    )
+        finally:
+            await q.w.engine.dispose()  # type: ignore[attr-defined]
+
+    run(scenario())
+
+
+def test_two_warehouses_made_the_default_at_once_is_its_own_409(db_url: str, tmp_path: Path) -> None:
+    """The second waits for the first (both unset the old default), then finds another default:
+    409 ``default_taken`` on the default box, not "another warehouse has this name"."""
+    pg_only(db_url)
+
+    async def scenario() -> None:
+        q = await qc_world(db_url, tmp_path)
+        try:
+            async with transaction(q.w.sessionmaker) as s:
+                third = (await service.create_warehouse(s, q.w.ops, warehouse_in("宁波质检仓", q.labs[0]))).id
+
+            def make_default(warehouse: int, name: str) -> Callable[[AsyncSession], Awaitable[Any]]:
+                data = warehouse_in(name, q.labs[0], is_default=True)
+                return lambda s: service.update_warehouse(s, q.w.ops, warehouse, data)
+
+            waited, outcome = await while_uncommitted(
+                q, make_default(q.warehouses[1], "深圳质检仓"), make_default(third, "宁波质检仓")
+            )
+            assert waited
+            assert isinstance(outcome, DomainError), outcome
+            assert (outcome.status_code, outcome.code, outcome.fields[0].field) == (
+                409,
+                "default_taken",
+                "is_default",
+            )
+            async with transaction(q.w.sessionmaker) as s:
+                rows = {w.id: w.is_default for w in await s.scalars(select(QcWarehouse))}
+            assert rows == {q.warehouses[0]: False, q.warehouses[1]: True, third: False}
+            # Asked again, it is the default (the old one is unset as usual).
+            async with transaction(q.w.sessionmaker) as s:
+                assert (await make_default(third, "宁波质检仓")(s)).is_default
+        finally:
+            await q.w.engine.dispose()  # type: ignore[attr-defined]
+
+    run(scenario())
+
+
+def test_a_parcels_number_is_checked_once_for_every_leg(db_url: str, tmp_path: Path) -> None:
+    """``send_parcel`` refuses a number one of the order's parcels on another leg has, compared
+    without spaces and case and whatever the carrier; one box may carry two parcels of a leg."""
+
+    async def scenario() -> None:
+        q = await qc_world(db_url, tmp_path)
+        try:
+            order_id, _ = await shipped_jade(q, 0, "legs", "SFLEGS001")  # leg to_qc
+
+            async def send(leg: str, carrier: str, number: str) -> None:
+                async with transaction(q.w.sessionmaker) as s:
+                    await service.send_parcel(s, order_id, leg, carrier, number, q.tracker)
+
+            for leg, carrier, number in (
+                (service.RETURN, "YTO", "sflegs001"),
+                (service.QC_TO_BUYER, "SF", " SFLEGS 001 "),
+            ):
+                err = await refused(q, lambda s, a=(leg, carrier, number): service.send_parcel(s, order_id, *a,
+                                                                                               q.tracker))  # fmt: skip
+                assert (err.status_code, err.code, err.fields[0].field) == (
+                    409,
+                    "tracking_in_use",
+                    "tracking_no",
+                )
+            await send(service.RETURN, "SF", "SFBACK0001")
+            await send(service.RETURN, "SF", "SFBACK0001")  # two returns of the order in one box
+            err = await refused(q, lambda s: service.send_parcel(s, order_id, service.QC_TO_SELLER, "EMS", "sfback0001",
+                                                                 q.tracker))  # fmt: skip
+            assert (err.status_code, err.code) == (409, "tracking_in_use")
+            assert await count(q, Shipment, order_id=order_id) == 3
+        finally:
+            await q.w.engine.dispose()  # type: ignore[attr-defined]
+
+    run(scenario())
+
+
+def recording(q: Qc) -> tuple[list[str], Callable[[], None]]:
+    """The SQL statements run from now on, and how to stop recording them."""
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = q.w.engine.sync_engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", seen)
+    return statements, lambda: event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_the_order_panel_reads_little_and_counts_failures_for_the_shop_only(
+    db_url: str, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        q = await qc_world(db_url, tmp_path)
+        try:
+            _, earlier = await received(q, 1, "earlier")
+            await inspect(q, earlier, inspection("fail", "PANEL-FAIL"))
+            order_id, case_id = await received(q, 0, "panel")
+            async with transaction(q.w.sessionmaker) as s:
+                order = await orders.get_order(s, q.w.buyers[0], order_id)
+                statements, stop = recording(q)
+                try:
+                    panel = await service.qc_of_order(s, order, q.w.buyers[0])
+                finally:
+                    stop()
+                assert panel is not None and panel.case is not None and panel.warehouse is not None
+                assert (panel.case.id, panel.shop_failures, panel.warehouse.lab_name) == (
+                    case_id,
+                    0,
+                    "国检珠宝检测中心",
+                )
+                assert panel.warehouse.inspectors == [] and panel.warehouse.category_ids == []
+                # No count for the buyer, no inspectors, users or routes, and the order is not reloaded.
+                read = " ".join(statements).lower()
+                for table in ("count(", "qc_inspectors", "qc_routes", "from users", "from orders"):
+                    assert table not in read, (table, statements)
+                for viewer in (q.merchant, q.w.ops, None):
+                    assert (await service.qc_of_order(s, order, viewer)).shop_failures == 1  # type: ignore[union-attr]
+        finally:
+            await q.w.engine.dispose()  # type: ignore[attr-defined]
+
+    run(scenario())
+
+
+def test_the_inspectors_moves_answer_with_the_row_they_moved(db_url: str, tmp_path: Path) -> None:
+    """Receiving and recording answer with the case as moved, without checking the inspector's
+    warehouses again; a failure stores its result and refund in one UPDATE."""
+
+    async def scenario() -> None:
+        q = await qc_world(db_url, tmp_path)
+        try:
+            _, case_id = await shipped_jade(q)
+            async with transaction(q.w.sessionmaker) as s:
+                statements, stop = recording(q)
+                try:
+                    out = await service.receive(s, q.inspectors[0], case_id, q.policy)
+                finally:
+                    stop()
+            assert (out.status, out.received_at is not None, out.due_at is not None) == (
+                "received",
+                True,
+                True,
+            )
+            assert sum("qc_inspectors" in st for st in statements) == 1, statements
+            async with transaction(q.w.sessionmaker) as s:
+                statements, stop = recording(q)
+                try:
+                    out = await service.record_inspection(s, q.inspectors[0], case_id,
+                                                          inspection("fail", "ONE-UPDATE-1"), q.policy)  # fmt: skip
+                finally:
+                    stop()
+            assert (out.status, out.result, out.refunded_fen, out.fee_fen) == ("failed", "fail", TOTAL, 2000)
+            assert out.send_to is None  # the shop has no return address yet: held
+            assert sum(st.lstrip().upper().startswith("UPDATE QC_CASES") for st in statements) == 1, (
+                statements
+            )
+            assert sum("qc_inspectors" in st for st in statements) == 1, statements
+            row = await case_row(q, case_id)
+            assert (row.status, row.refunded_fen) == ("failed", TOTAL)
+            await set_return_address(q)
+            async with transaction(q.w.sessionmaker) as s:
+                case = await service.get_case(s, q.inspectors[0], case_id)
+            assert (
+                case.send_to is not None
+                and case.send_to["recipient"] == "和田玉坊售后"
+                and not case.to_return
+            )
+            async with transaction(q.w.sessionmaker) as s:
+                out = await service.return_to_seller(s, q.inspectors[0], case_id, PARCEL, q.tracker)
+            assert (out.status, out.returned_at is not None) == ("returned", True)
+            assert [(p.leg, p.tracking_no) for p in out.parcels] == [("qc_to_seller", PARCEL.tracking_no)]
+        finally:
+            await q.w.engine.dispose()  # type: ignore[attr-defined]
+
+    run(scenario())

@@ -17,6 +17,7 @@ from tests.fulfillment.qc_util import (
     case_row,
     inspect,
     inspection,
+    lab_headers,
     paid_jade,
     qc_world,
     received,
@@ -227,19 +228,17 @@ def test_the_lab_callback_endpoint(client: TestClient, qc: Qc) -> None:
     body = json.dumps(
         {"id": "evt_http_1", "type": "inspection.completed", "created": 1, "data": data}
     ).encode()
-    forged = client.post(
-        url, content=body, headers=service.lab_headers(service.QcPolicy(secret_key="x"), lab, body)
-    )
+    forged = client.post(url, content=body, headers=lab_headers(service.QcPolicy(secret_key="x"), lab, body))
     assert forged.status_code == 400 and forged.json()["error"]["code"] == "bad_signature"
     wrong_lab = client.post(f"/api/v1/qc/labs/{qc.labs[1]}/results", content=body,
-                            headers=service.lab_headers(qc.policy, qc.labs[1], body))  # fmt: skip
+                            headers=lab_headers(qc.policy, qc.labs[1], body))  # fmt: skip
     assert wrong_lab.status_code == 404
     assert client.post("/api/v1/qc/labs/999/results", content=body).status_code == 404
     assert scalar(qc, select(func.count()).select_from(QcLabEvent)) == 0
-    ok = client.post(url, content=body, headers=service.lab_headers(qc.policy, lab, body))
+    ok = client.post(url, content=body, headers=lab_headers(qc.policy, lab, body))
     assert ok.status_code == 200 and ok.json() == {"received": True, "event_id": "evt_http_1", "outcome": "applied",
                                                    "case_id": case_id}  # fmt: skip
-    again = client.post(url, content=body, headers=service.lab_headers(qc.policy, lab, body))
+    again = client.post(url, content=body, headers=lab_headers(qc.policy, lab, body))
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
     assert scalar(qc, select(func.count()).select_from(QcLabEvent)) == 1
 

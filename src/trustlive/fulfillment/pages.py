@@ -36,13 +36,12 @@ from trustlive.fulfillment.tracking import Tracker
 from trustlive.web.forms import bad_fields, checked, fixable, integer, invalid, parse, text, to_upload
 from trustlive.web.i18n import gettext
 from trustlive.web.policy import allow, public
+from trustlive.web.validation import MAX_ID
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
 Short = Annotated[str, Parameter(max_length=200)]
 Number = Annotated[str, Parameter(max_length=64)]
-
-MAX_ID = 2**62
 
 MATERIALS = ("和田玉", "翡翠", "碧玉", "南红玛瑙", "18K金", "铂金 Pt950", "足金 999")
 _WEIGHT_RE = re.compile(r"(\d{1,6})(?:\.(\d{1,2}))?")
@@ -188,47 +187,43 @@ async def ops_create_warehouse(
     return Redirect(f"/ops/qc/warehouses/{warehouse.id}?saved=created", status_code=303)
 
 
-async def _warehouse_page(
-    db: AsyncSession, me: Principal, settings: Settings, warehouse_id: int, **extra: Any
-) -> Template:
+async def _warehouse_page(db: AsyncSession, me: Principal, warehouse_id: int, **extra: Any) -> Template:
     warehouse = await service.get_warehouse(db, me, warehouse_id)
-    setup = await service.setup(db, me, _policy(settings))
+    labs = await service.list_labs(db, me)
     status = extra.pop("status_code", 200)
     form = {**{k: getattr(warehouse, k) for k in WAREHOUSE_FIELDS}, "is_active": warehouse.is_active,
             "is_default": warehouse.is_default}  # fmt: skip
     categories = {c.id: c for c in await catalog.list_categories(db, include_inactive=True)}
     context = _common({
-        "warehouse": warehouse, "labs": setup.labs, "categories": categories, "form": form, "error": None,
+        "warehouse": warehouse, "labs": labs, "categories": categories, "form": form, "error": None,
         "error_form": None, "bad": set(), "saved": None, "username": "", **extra,
     })  # fmt: skip
     return Template("fulfillment/ops_warehouse.html", context=context, status_code=status)
 
 
 @get("/ops/qc/warehouses/{warehouse_id:int}", **allow("ops"))
-async def ops_warehouse(
-    warehouse_id: int, db: AsyncSession, me: Principal, settings: Settings, saved: Short = ""
-) -> Template:
+async def ops_warehouse(warehouse_id: int, db: AsyncSession, me: Principal, saved: Short = "") -> Template:
     """One warehouse: address, lab, open/closed, default, and its inspectors."""
-    return await _warehouse_page(db, me, settings, warehouse_id, saved=saved or None)
+    return await _warehouse_page(db, me, warehouse_id, saved=saved or None)
 
 
 @post("/ops/qc/warehouses/{warehouse_id:int}", **allow("ops"))
 async def ops_edit_warehouse(
-    warehouse_id: int, data: Form, db: AsyncSession, me: Principal, settings: Settings
+    warehouse_id: int, data: Form, db: AsyncSession, me: Principal
 ) -> Template | Redirect:
     form = _warehouse_form(data)
     try:
         await service.update_warehouse(db, me, warehouse_id, _warehouse_in(form))
     except DomainError as err:
         await db.rollback()
-        return await _warehouse_page(db, me, settings, warehouse_id, form=form, error=fixable(err),
+        return await _warehouse_page(db, me, warehouse_id, form=form, error=fixable(err),
                                      error_form="warehouse", bad=bad_fields(err), status_code=err.status_code)  # fmt: skip
     return Redirect(f"/ops/qc/warehouses/{warehouse_id}?saved=saved", status_code=303)
 
 
 @post("/ops/qc/warehouses/{warehouse_id:int}/inspectors", **allow("ops"))
 async def ops_add_inspector(
-    warehouse_id: int, data: Form, db: AsyncSession, me: Principal, settings: Settings
+    warehouse_id: int, data: Form, db: AsyncSession, me: Principal
 ) -> Template | Redirect:
     username = text(data, "username").lstrip("@")
     try:
@@ -237,7 +232,7 @@ async def ops_add_inspector(
         await service.add_inspector(db, me, warehouse_id, parse(InspectorIn, {"username": username}))
     except DomainError as err:
         await db.rollback()
-        return await _warehouse_page(db, me, settings, warehouse_id, username=username, error=fixable(err),
+        return await _warehouse_page(db, me, warehouse_id, username=username, error=fixable(err),
                                      error_form="inspector", bad={"username"}, status_code=err.status_code)  # fmt: skip
     return Redirect(f"/ops/qc/warehouses/{warehouse_id}?saved=inspector#inspectors", status_code=303)
 
@@ -430,7 +425,7 @@ async def return_to_seller(
 @get("/certificates", **public())
 async def certificate_search(number: Short = "") -> Template | Redirect:
     """Look a certificate up by its number (the search box of the certificate page)."""
-    number = service.normalise_certificate(number)
+    number = service.normalise_number(number)
     if number:
         return Redirect(f"/certificates/{number}", status_code=303)
     return Template("fulfillment/certificate.html", context={"cert": None, "number": "", "missing": False})

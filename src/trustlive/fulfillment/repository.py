@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, column, exists, func, literal, or_, select, table, update
+from sqlalchemy import and_, column, delete, exists, func, literal, or_, select, table, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.fulfillment.models import (
@@ -134,7 +136,8 @@ async def clear_default(session: AsyncSession, keep: int | None) -> None:
 
 
 async def list_routes(session: AsyncSession) -> list[QcRoute]:
-    return list(await session.scalars(select(QcRoute).order_by(QcRoute.category_id)))
+    stmt = select(QcRoute).order_by(QcRoute.category_id).execution_options(populate_existing=True)
+    return list(await session.scalars(stmt))
 
 
 async def routes_for(session: AsyncSession, category_ids: list[int]) -> dict[int, int]:
@@ -147,8 +150,22 @@ async def routes_for(session: AsyncSession, category_ids: list[int]) -> dict[int
     return {c: w for c, w in await session.execute(stmt)}
 
 
-async def get_route(session: AsyncSession, category_id: int) -> QcRoute | None:
-    return await session.get(QcRoute, category_id)
+async def put_route(session: AsyncSession, category_id: int, warehouse_id: int, now: dt.datetime) -> None:
+    """Route the category to the warehouse: one INSERT … ON CONFLICT DO UPDATE, so a concurrent
+    first route of the same category waits for ours and then replaces it (never a duplicate key)."""
+    insert = pg_insert if _is_pg(session) else sqlite_insert
+    stmt = insert(QcRoute).values(category_id=category_id, warehouse_id=warehouse_id, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[QcRoute.category_id], set_={"warehouse_id": warehouse_id, "updated_at": now}
+    )
+    await session.execute(stmt)
+
+
+async def delete_route(session: AsyncSession, category_id: int) -> None:
+    """The category goes back to the default warehouse (nothing happens if it had no route)."""
+    await session.execute(
+        delete(QcRoute).where(QcRoute.category_id == category_id).execution_options(synchronize_session=False)
+    )
 
 
 async def inspectors_of(session: AsyncSession, warehouse_ids: list[int]) -> list[QcInspector]:
@@ -298,12 +315,13 @@ async def move_case(
     session: AsyncSession, case_id: int, from_statuses: tuple[str, ...], **values: Any
 ) -> bool:
     """Change a case only if it is still in one of ``from_statuses`` (racing inspectors, a lab's
-    callback and a console, or two sweepers cannot both win)."""
+    callback and a console, or two sweepers cannot both win). The case loaded in the session, if
+    any, gets the new values (``fetch``: only when the row did change)."""
     result = await session.execute(
         update(QcCase)
         .where(QcCase.id == case_id, QcCase.status.in_(from_statuses))
         .values(**values)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="fetch")
     )
     return result.rowcount == 1
 

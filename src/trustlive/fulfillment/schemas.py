@@ -249,8 +249,11 @@ class CaseOut(msgspec.Struct):
     photos: list[PhotoOut] = []
     parcels: list[ShipmentOut] = []  # what the warehouse sent on or back
     order_status: str = ""
+    # Received or passed, but the buyer was refunded in full meanwhile: it goes back to the shop as
+    # it is (no result awaited, never overdue, not forwarded).
+    to_return: bool = False
     # Where the warehouse sends it: the buyer's address (passed) or the shop's return address
-    # (failed; None while the shop has none: the item is held at the warehouse).
+    # (failed, or to return; None while the shop has none: the item is held at the warehouse).
     send_to: dict[str, str] | None = None
 
 

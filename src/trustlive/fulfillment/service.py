@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
@@ -80,7 +80,7 @@ from trustlive.ledger import service as ledger
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import OrderOut, ShipIn
 from trustlive.payments import service as payments
-from trustlive.signing import check_signature, sign
+from trustlive.signing import check_signature
 
 # A shipment's leg: where the parcel goes. The seller ships ``to_buyer``, or ``to_qc`` when the
 # order must be inspected first (先鉴后发); the QC warehouse forwards a passed item ``qc_to_buyer``
@@ -137,9 +137,21 @@ async def send_parcel(
 ) -> Shipment:  # fmt: skip
     """For other domains (the QC warehouse's forward and return legs, a buyer's return): record a
     parcel of ``order_id`` on its ``leg`` and have the tracking service report its stages. The
-    caller has checked who may send it; the order's own status is not touched here."""
+    caller has checked who may send it; the order's own status is not touched here.
+
+    A parcel has a waybill of its own: a number one of the order's parcels on another leg has
+    already (compared normalised, whatever the carrier) is 409 ``tracking_in_use``, since one
+    number would mix their journeys. Parcels on the same leg may share one (a box carrying two
+    returns of the order, as a seller's box may carry several orders)."""
     if leg not in LEGS:
         raise ValueError(f"unknown leg {leg!r}")
+    number = normalise_number(tracking_no)
+    if any(
+        s.leg != leg and normalise_number(s.tracking_no) == number
+        for s in await repo.shipments_of(session, order_id)
+    ):
+        raise Conflict(N_("That tracking number is already on another parcel of this order; enter the new parcel's."),
+                       code="tracking_in_use", field="tracking_no")  # fmt: skip
     at = at or utcnow()
     shipment = Shipment(order_id=order_id, leg=leg, carrier=carrier, tracking_no=tracking_no, stage=STAGES[0],
                         stage_at=at, created_at=at)  # fmt: skip
@@ -235,11 +247,9 @@ def _shipment_out(s: Shipment, events: list[TrackingEventOut]) -> ShipmentOut:
 INBOUND, RECEIVED, PASSED, FAILED, FORWARDED, RETURNED = (
     "inbound", "received", "passed", "failed", "forwarded", "returned",
 )  # fmt: skip
-CASE_STATUSES = (INBOUND, RECEIVED, PASSED, FAILED, FORWARDED, RETURNED)
 MAX_PHOTOS = 9
 QUEUE_LIMIT = 200
 LAB_SIGNATURE_HEADER = "x-lab-signature"
-FEE_PAYERS = ("shop", "platform")
 _CMA_RE = re.compile(r"[0-9]{12}")
 _CNAS_RE = re.compile(r"L[0-9]{4,5}")
 _CERTIFICATE_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
@@ -253,7 +263,7 @@ class QcPolicy:
 
     turnaround_hours: int = 48
     fee_fen: int = 2000
-    fee_payer: str = "shop"  # shop | platform
+    fee_payer: str = "shop"  # shop | platform (config.py checks both)
     secret_key: str = ""
 
     @classmethod
@@ -274,20 +284,16 @@ def lab_path(lab_id: int) -> str:
     return f"/api/v1/qc/labs/{lab_id}/results"
 
 
-def normalise_certificate(number: str) -> str:
-    """A lab's certificate number as we store and look it up: no spaces, upper case."""
-    return "".join(number.split()).upper()
-
-
-def normalise_tracking(number: str) -> str:
-    """A waybill number as cases store and scans look it up: no spaces, upper case."""
+def normalise_number(number: str) -> str:
+    """A lab's certificate number or a waybill number as we store, look up and compare it: no
+    spaces, upper case."""
     return "".join(number.split()).upper()
 
 
 def check_certificate(number: str) -> str:
     """The certificate number normalised, or 422 ``bad_certificate_no``: checked before anything
     is stored (a lab's event row holds it too)."""
-    normalised = normalise_certificate(number)
+    normalised = normalise_number(number)
     if not _CERTIFICATE_RE.fullmatch(normalised):
         raise ValidationFailed(N_("A certificate number is 4 to 40 letters, digits or dashes."),
                                field="certificate_no", code="bad_certificate_no")  # fmt: skip
@@ -336,10 +342,15 @@ def _lab_public(lab: QcLab) -> LabPublic:
     return LabPublic(lab.name, lab.cma_no, lab.cnas_no)
 
 
-async def _flush_unique(session: AsyncSession, message: str, code: str, field: str) -> None:
-    """Flush in a savepoint: a unique name taken by a concurrent request is a 409, not a 500."""
+async def _save_unique(
+    session: AsyncSession, change: Callable[[], None], message: str, code: str, field: str
+) -> None:
+    """Make ``change`` (an add, assignments) and flush it in a savepoint: a unique name taken by
+    a concurrent request is a 409, not a 500. The change is made inside the savepoint because
+    ``begin_nested`` first flushes what is pending, outside it."""
     try:
         async with session.begin_nested():
+            change()
             await session.flush()
     except IntegrityError:
         raise Conflict(message, code=code, field=field) from None
@@ -353,8 +364,9 @@ async def create_lab(session: AsyncSession, actor: Principal, data: LabIn, polic
     if await repo.lab_by_name(session, name) is not None:
         raise Conflict(N_("Another lab already has this name."), code="lab_name_taken", field="name")
     lab = QcLab(name=name, cma_no=cma, cnas_no=cnas, is_active=data.is_active)
-    session.add(lab)
-    await _flush_unique(session, N_("Another lab already has this name."), "lab_name_taken", "name")
+    await _save_unique(
+        session, lambda: session.add(lab), N_("Another lab already has this name."), "lab_name_taken", "name"
+    )
     return lab_out(lab, policy)
 
 
@@ -381,22 +393,28 @@ async def update_lab(
     other = await repo.lab_by_name(session, name)
     if other is not None and other.id != lab.id:
         raise Conflict(N_("Another lab already has this name."), code="lab_name_taken", field="name")
-    lab.name, lab.cma_no, lab.cnas_no, lab.is_active = name, cma, cnas, data.is_active
-    await _flush_unique(session, N_("Another lab already has this name."), "lab_name_taken", "name")
+
+    def change() -> None:
+        lab.name, lab.cma_no, lab.cnas_no, lab.is_active = name, cma, cnas, data.is_active
+
+    await _save_unique(session, change, N_("Another lab already has this name."), "lab_name_taken", "name")
     return lab_out(lab, policy)
 
 
 # --- set-up: warehouses, routes, inspectors ---------------------------------------------------
 
 
-async def _warehouses_out(session: AsyncSession, warehouses: list[QcWarehouse]) -> list[WarehouseOut]:
+async def _warehouses_out(
+    session: AsyncSession, warehouses: list[QcWarehouse], routes: list[QcRoute] | None = None
+) -> list[WarehouseOut]:
     """Warehouses with their lab's name, their inspectors and the categories routed to them
-    (three queries whatever the number)."""
+    (four queries whatever the number; three when the caller has the routes)."""
     ids = [w.id for w in warehouses]
     labs = await repo.labs_by_ids(session, [w.lab_id for w in warehouses])
     staff = await repo.inspectors_of(session, ids)
     users = await accounts.users_by_ids(session, sorted({i.user_id for i in staff}))
-    routes = await repo.list_routes(session) if warehouses else []
+    if routes is None:
+        routes = await repo.list_routes(session) if warehouses else []
     out = []
     for w in warehouses:
         people = [
@@ -419,10 +437,16 @@ async def setup(session: AsyncSession, actor: Principal, policy: QcPolicy) -> Qc
     default = next((w.id for w in warehouses if w.is_default), None)
     return QcSetupOut(
         [lab_out(lab, policy) for lab in await repo.list_labs(session)],
-        await _warehouses_out(session, warehouses),
+        await _warehouses_out(session, warehouses, routes),
         [RouteOut(r.category_id, r.warehouse_id) for r in routes],
         default,
     )
+
+
+async def list_labs(session: AsyncSession, actor: Principal) -> list[LabOut]:
+    """The labs, for ops' warehouse forms (without their callback keys)."""
+    _require_ops(actor)
+    return [lab_out(lab) for lab in await repo.list_labs(session)]
 
 
 async def _warehouse(session: AsyncSession, warehouse_id: int, field: str | None = None) -> QcWarehouse:
@@ -438,6 +462,8 @@ async def get_warehouse(session: AsyncSession, actor: Principal, warehouse_id: i
 
 
 async def _apply_warehouse(session: AsyncSession, warehouse: QcWarehouse, data: WarehouseIn) -> None:
+    """Check and store a new or edited warehouse (one flush, in a savepoint): a name or the
+    default taken by a concurrent request is a 409 of its own, not a 500."""
     lab = await _lab(session, data.lab_id, field="lab_id")
     if not lab.is_active and data.is_active:
         raise ValidationFailed(
@@ -451,15 +477,28 @@ async def _apply_warehouse(session: AsyncSession, warehouse: QcWarehouse, data: 
     if other is not None and other.id != warehouse.id:
         raise Conflict(N_("Another QC warehouse already has this name."), code="warehouse_name_taken",
                        field="name")  # fmt: skip
-    warehouse.name, warehouse.lab_id, warehouse.is_active = name, lab.id, data.is_active
-    warehouse.recipient, warehouse.phone = data.recipient.strip(), data.phone.strip()
-    warehouse.region, warehouse.detail = data.region.strip(), data.detail.strip()
-    if data.is_default and not warehouse.is_default:
-        await repo.clear_default(session, warehouse.id if warehouse.id else None)
-    warehouse.is_default = data.is_default
-    await _flush_unique(
-        session, N_("Another QC warehouse already has this name."), "warehouse_name_taken", "name"
-    )
+    own_id = warehouse.id  # None for a new one
+    try:
+        # Every change inside the savepoint (``begin_nested`` flushes what is pending first).
+        async with session.begin_nested():
+            if data.is_default and not warehouse.is_default:
+                await repo.clear_default(session, own_id)  # before our default is flushed
+            warehouse.name, warehouse.lab_id, warehouse.is_active = name, lab.id, data.is_active
+            warehouse.recipient, warehouse.phone = data.recipient.strip(), data.phone.strip()
+            warehouse.region, warehouse.detail = data.region.strip(), data.detail.strip()
+            warehouse.is_default = data.is_default
+            session.add(warehouse)
+            await session.flush()
+    except IntegrityError:
+        with session.no_autoflush:
+            twin = await repo.warehouse_by_name(session, name)
+        if twin is not None and twin.id != own_id:
+            raise Conflict(N_("Another QC warehouse already has this name."), code="warehouse_name_taken",
+                           field="name") from None  # fmt: skip
+        if data.is_default:  # uq_qc_warehouses_default: another became the default meanwhile
+            raise Conflict(N_("Another warehouse was made the default at the same time. Reload the page and try "
+                              "again."), code="default_taken", field="is_default") from None  # fmt: skip
+        raise
 
 
 async def create_warehouse(session: AsyncSession, actor: Principal, data: WarehouseIn) -> WarehouseOut:
@@ -467,10 +506,6 @@ async def create_warehouse(session: AsyncSession, actor: Principal, data: Wareho
     data = validated(data)
     warehouse = QcWarehouse(is_default=False)
     await _apply_warehouse(session, warehouse, data)
-    session.add(warehouse)
-    await _flush_unique(
-        session, N_("Another QC warehouse already has this name."), "warehouse_name_taken", "name"
-    )
     return (await _warehouses_out(session, [warehouse]))[0]
 
 
@@ -492,17 +527,12 @@ async def set_route(session: AsyncSession, actor: Principal, data: RouteIn) -> l
     if not category.requires_inspection:
         raise ValidationFailed(N_("Only categories that require inspection are routed to a QC warehouse."),
                                field="category_id", code="not_inspected")  # fmt: skip
-    route = await repo.get_route(session, category.id)
     if data.warehouse_id is None:
-        if route is not None:
-            await session.delete(route)
+        await repo.delete_route(session, category.id)
     else:
         warehouse = await _warehouse(session, data.warehouse_id, field="warehouse_id")
-        if route is None:
-            session.add(QcRoute(category_id=category.id, warehouse_id=warehouse.id))
-        else:
-            route.warehouse_id = warehouse.id
-    await session.flush()
+        # One statement (an upsert), so two first routes of a category at once do not collide.
+        await repo.put_route(session, category.id, warehouse.id, utcnow())
     return [RouteOut(r.category_id, r.warehouse_id) for r in await repo.list_routes(session)]
 
 
@@ -526,14 +556,9 @@ async def add_inspector(
         raise ValidationFailed(N_("That account does not hold the inspector role. Grant it on the users page "
                                   "first."), field=field, code="not_an_inspector")  # fmt: skip
     if await repo.inspector(session, warehouse.id, user.id) is None:
-        session.add(
-            QcInspector(warehouse_id=warehouse.id, user_id=user.id, added_by_id=actor.id, added_at=utcnow())
-        )
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:
-            pass  # a concurrent assignment of the same account: the result is the same
+        # A concurrent assignment of the same account may commit first: the result is the same.
+        row = QcInspector(warehouse_id=warehouse.id, user_id=user.id, added_by_id=actor.id, added_at=utcnow())
+        await add_once(session, row, lambda: repo.inspector(session, warehouse.id, user.id))
     return (await _warehouses_out(session, [warehouse]))[0]
 
 
@@ -561,8 +586,9 @@ async def overdue(session: AsyncSession, actor: Principal, now: dt.datetime | No
 
 
 async def _route(session: AsyncSession, order: OrderOut) -> QcWarehouse | None:
-    """The active warehouse for the order: the route of the first inspected line's category (or
-    of its parent category), else the default warehouse."""
+    """The open warehouse for the order: its inspected lines in order, each line's category and
+    then that category's parent, the first with a route to an open warehouse; else the default
+    warehouse if it is open (docs/inspection.md, "Routing")."""
     sku_ids = [line.sku_id for line in order.lines if line.requires_inspection]
     skus = await catalog.skus_for_sale(session, sku_ids)
     categories = {c.id: c for c in await catalog.list_categories(session, include_inactive=True)}
@@ -586,7 +612,7 @@ async def _open_case(session: AsyncSession, order: OrderOut, warehouse: QcWareho
     assert order.carrier is not None and order.tracking_no is not None
     # The number is stored normalised: scans compare it as is, through ix_qc_cases_inbound.
     case = QcCase(order_id=order.id, shop_id=order.shop_id, warehouse_id=warehouse.id, status=INBOUND,
-                  inbound_carrier=order.carrier, inbound_tracking_no=normalise_tracking(order.tracking_no),
+                  inbound_carrier=order.carrier, inbound_tracking_no=normalise_number(order.tracking_no),
                   notes="", fee_fen=0, refunded_fen=0, created_at=utcnow())  # fmt: skip
     session.add(case)
     await session.flush()  # orders.uq_qc_cases_order_id: one case per order (ship_order moved it once)
@@ -599,9 +625,11 @@ async def _open_case(session: AsyncSession, order: OrderOut, warehouse: QcWareho
 
 
 async def _cases_out(
-    session: AsyncSession, cases: list[QcCase], now: dt.datetime | None = None, *, send_to: bool = False
-) -> list[CaseOut]:
-    """Cases with their warehouse, lab, items, photos and parcels, in a fixed number of queries."""
+    session: AsyncSession, cases: list[QcCase], now: dt.datetime | None = None, *, send_to: bool = False,
+    order: OrderOut | None = None,
+) -> list[CaseOut]:  # fmt: skip
+    """Cases with their warehouse, lab, items, photos and parcels, in a fixed number of queries
+    (one fewer when the caller has the cases' ``order`` already)."""
     if not cases:
         return []
     now = now or utcnow()
@@ -611,7 +639,10 @@ async def _cases_out(
         session,
         [c.lab_id or warehouses[c.warehouse_id].lab_id for c in cases if c.warehouse_id in warehouses],
     )
-    found = await orders.orders_by_ids(session, order_ids)
+    if order is not None and set(order_ids) == {order.id}:
+        found = {order.id: order}
+    else:
+        found = await orders.orders_by_ids(session, order_ids)
     photos = await repo.photos_of(session, [c.id for c in cases])
     parcels = await parcels_of(session, order_ids)
     out = []
@@ -621,37 +652,37 @@ async def _cases_out(
         order = found.get(c.order_id)
         inbound = [p for p in parcels if p.order_id == c.order_id and p.leg == TO_QC]
         onward = [p for p in parcels if p.order_id == c.order_id and p.leg in (QC_TO_BUYER, QC_TO_SELLER)]
+        to_return = c.status in (RECEIVED, PASSED) and _gone(order)
         out.append(CaseOut(
             id=c.id, order_id=c.order_id, shop_id=c.shop_id, warehouse_id=c.warehouse_id,
             warehouse_name=warehouse.name if warehouse else "", status=c.status, inbound_carrier=c.inbound_carrier,
             inbound_tracking_no=c.inbound_tracking_no, inbound_stage=inbound[-1].stage if inbound else STAGES[0],
             items=[line.title for line in order.lines] if order else [], created_at=c.created_at,
             received_at=c.received_at, due_at=c.due_at,
-            overdue=c.status == RECEIVED and c.due_at is not None and c.due_at <= now and not _gone(order),
+            overdue=c.status == RECEIVED and c.due_at is not None and c.due_at <= now and not to_return,
             overdue_alerted_at=c.overdue_alerted_at, result=c.result, certificate_no=c.certificate_no,
             material=c.material, weight_mg=c.weight_mg, weight_g=weight_text(c.weight_mg), notes=c.notes,
             lab=_lab_public(lab) if lab else None, inspected_at=c.inspected_at, source=c.source, fee_fen=c.fee_fen,
             fee_payer=c.fee_payer, refunded_fen=c.refunded_fen, forwarded_at=c.forwarded_at,
             returned_at=c.returned_at,
             photos=[PhotoOut(p.id, f"/media/{p.path}", p.width, p.height) for p in photos if p.case_id == c.id],
-            parcels=onward, order_status=order.status if order else "",
+            parcels=onward, order_status=order.status if order else "", to_return=to_return,
         ))  # fmt: skip
     if send_to:
         for item in out:
-            order = found.get(item.order_id)
-            if item.status == PASSED and order is not None:
-                item.send_to = dict(order.address)
-            elif (
-                item.status in (FAILED, RECEIVED, PASSED) and order is not None and order.status == "refunded"
-            ):
+            if item.status == FAILED or item.to_return:
                 item.send_to = (
                     await orders.get_shop_terms(session, item.shop_id, private=True)
                 ).return_address
+            elif item.status == PASSED and item.order_id in found:
+                item.send_to = dict(found[item.order_id].address)
     return out
 
 
 def _gone(order: OrderOut | None) -> bool:
-    """The buyer has had every fen back: the item goes back to the shop, no result is awaited."""
+    """The buyer has had every fen back: the item goes back to the shop, no result is awaited.
+    The one rule; pages and lists read it as ``CaseOut.to_return`` (the SQL of the overdue
+    queries as ``repo.GONE``)."""
     return order is not None and order.status in repo.GONE
 
 
@@ -670,7 +701,13 @@ async def get_case(
     session: AsyncSession, actor: Principal, case_id: int, now: dt.datetime | None = None
 ) -> CaseOut:
     """One case for an inspector of its warehouse (or ops), with where to send the item next."""
-    return (await _cases_out(session, [await _case_for(session, actor, case_id)], now, send_to=True))[0]
+    return await _case_out(session, await _case_for(session, actor, case_id), now)
+
+
+async def _case_out(session: AsyncSession, case: QcCase, now: dt.datetime | None) -> CaseOut:
+    """The case as ``get_case`` shows it; the inspector's actions answer with the row they moved
+    (``repo.move_case`` keeps it current), already checked by ``_case_for``."""
+    return (await _cases_out(session, [case], now, send_to=True))[0]
 
 
 async def inspector_queue(
@@ -687,8 +724,7 @@ async def inspector_queue(
     outbound = await repo.cases_in(session, mine, (PASSED, FAILED), QUEUE_LIMIT)
     everything = await _cases_out(session, [*inbound, *arrivals, *outbound], now)
     by_id = {c.id: c for c in everything}
-    to_return = [by_id[c.id] for c in [*arrivals, *outbound]
-                 if c.status != FAILED and by_id[c.id].order_status in repo.GONE]  # fmt: skip
+    to_return = [by_id[c.id] for c in [*arrivals, *outbound] if by_id[c.id].to_return]
     returning = {c.id for c in to_return}
     waiting = [by_id[c.id] for c in arrivals if c.id not in returning]
     return InspectorQueue(
@@ -702,15 +738,6 @@ async def inspector_queue(
 
 
 # --- the inspector's actions ------------------------------------------------------------------
-
-
-async def _new_parcel(session: AsyncSession, case: QcCase, data: ParcelIn) -> None:
-    """The warehouse's parcel has a waybill of its own: reusing one of the order's parcels' would
-    mix their journeys."""
-    number = data.tracking_no.strip().upper()
-    if any(p.tracking_no.upper() == number for p in await parcels_of(session, [case.order_id])):
-        raise Conflict(N_("That tracking number is already on another parcel of this order; enter the new parcel's."),
-                       code="tracking_in_use", field="tracking_no")  # fmt: skip
 
 
 def _state_error(case: QcCase, wanted: str) -> InvalidTransition:
@@ -752,9 +779,10 @@ async def receive(
     session: AsyncSession, actor: Principal, case_id: int, policy: QcPolicy, now: dt.datetime | None = None
 ) -> CaseOut:
     """The parcel is at the warehouse: the turnaround clock starts (``due_at``)."""
+    now = now or utcnow()
     case = await _case_for(session, actor, case_id, lock=True)
-    await _receive(session, actor, case, policy, now or utcnow())
-    return await get_case(session, actor, case_id, now)
+    await _receive(session, actor, case, policy, now)
+    return await _case_out(session, case, now)
 
 
 async def _receive(
@@ -795,7 +823,7 @@ async def receive_parcel(
     data = validated(data)
     now = now or utcnow()
     mine = await repo.warehouse_ids_of(session, actor.id)
-    found = await repo.cases_by_tracking(session, mine, normalise_tracking(data.tracking_no))
+    found = await repo.cases_by_tracking(session, mine, normalise_number(data.tracking_no))
     if data.carrier is not None:
         carrier = data.carrier.strip().upper()
         found = [c for c in found if c.inbound_carrier.strip().upper() == carrier]
@@ -867,13 +895,14 @@ async def record_inspection(
     """The inspector records the result (once per case) and its certificate, with photos. Pass:
     the item waits to be forwarded. Fail: the buyer is refunded in full at once."""
     data = validated(data)
+    now = now or utcnow()
     case = await _case_for(session, actor, case_id, lock=True)
     warehouse = await _warehouse(session, case.warehouse_id)
     await _apply_result(
-        session, case, data, warehouse.lab_id, actor.id, "console", policy, now or utcnow(),
+        session, case, data, warehouse.lab_id, actor.id, "console", policy, now,
         photos=photos or [], media_dir=media_dir, max_bytes=max_bytes,
     )  # fmt: skip
-    return await get_case(session, actor, case_id, now)
+    return await _case_out(session, case, now)
 
 
 async def _apply_result(
@@ -905,16 +934,18 @@ async def _apply_result(
     if photos:
         assert media_dir is not None
         await _store_photos(session, case, photos, media_dir, max_bytes)
-    fee = max(policy.fee_fen, 0)
-    payer = (policy.fee_payer if policy.fee_payer in FEE_PAYERS else "shop") if fee else None
+    fee = policy.fee_fen
+    payer = policy.fee_payer if fee else None
     status = PASSED if data.result == "pass" else FAILED
+    # A failure gives the buyer back everything still paid (0 when nothing is left).
+    refund = max(order.paid_fen - order.refunded_fen, 0) if status == FAILED else 0
     try:
         async with session.begin_nested():
             moved = await repo.move_case(
                 session, case.id, (RECEIVED,), status=status, result=data.result, certificate_no=number,
                 material=data.material.strip(), weight_mg=data.weight_mg, notes=data.notes.strip(), lab_id=lab_id,
                 inspected_at=now, inspected_by_id=actor_id, source=source, fee_fen=fee, fee_payer=payer,
-                updated_at=now,
+                refunded_fen=refund, updated_at=now,
             )  # fmt: skip
     except IntegrityError:  # a concurrent inspection took the number first
         raise Conflict(N_("This certificate number is already used by another certificate."),
@@ -922,19 +953,17 @@ async def _apply_result(
     if not moved:
         raise InvalidTransition(N_("This item has been inspected already; a case has one inspection."),
                                 code="already_inspected")  # fmt: skip
-    refunded = 0
     if status == FAILED:
         try:
-            refunded = await _refund_in_full(session, case.id, order, number)
+            await _refund_in_full(session, case.id, order, number, refund)
         except InvalidTransition as err:  # refunded in full since we read it
             if err.code == "not_refundable":
                 raise _refunded_error() from None
             raise
-        await repo.move_case(session, case.id, (FAILED,), refunded_fen=refunded)
         events.record(session, "fulfillment.inspection_failed", {
             "case_id": case.id, "order_id": order.id, "shop_id": order.shop_id,
             "product_ids": sorted({line.product_id for line in order.lines}), "certificate_no": number,
-            "refunded_fen": refunded,
+            "refunded_fen": refund,
         })  # fmt: skip
     else:
         events.record(session, "fulfillment.inspection_passed",
@@ -949,13 +978,15 @@ async def _apply_result(
     await session.flush()
 
 
-async def _refund_in_full(session: AsyncSession, case_id: int, order: OrderOut, certificate_no: str) -> int:
-    """Give the buyer back everything still paid, allocated to what is left of each line and of
-    shipping so that settlement and commissions see it right; when earlier order-level refunds
-    make those parts exceed the amount, unallocated (a full refund never settles anyway)."""
-    amount = order.paid_fen - order.refunded_fen
+async def _refund_in_full(
+    session: AsyncSession, case_id: int, order: OrderOut, certificate_no: str, amount: int
+) -> None:
+    """Give the buyer back ``amount``, everything still paid, allocated to what is left of each
+    line and of shipping so that settlement and commissions see it right; when earlier
+    order-level refunds make those parts exceed the amount, unallocated (a full refund never
+    settles anyway)."""
     if amount <= 0:
-        return 0
+        return
     lines = {line.id: line.line_total_fen - line.refunded_fen for line in order.lines}
     lines = {k: v for k, v in lines.items() if v > 0}
     shipping = order.shipping_fen - order.shipping_refunded_fen
@@ -965,7 +996,6 @@ async def _refund_in_full(session: AsyncSession, case_id: int, order: OrderOut, 
         session, order.id, amount, f"failed inspection, certificate {certificate_no}", f"qc:{case_id}",
         lines=lines or None, shipping_fen=shipping,
     )  # fmt: skip
-    return amount
 
 
 async def forward(
@@ -979,7 +1009,6 @@ async def forward(
     case = await _case_for(session, actor, case_id, lock=True)
     if case.status != PASSED:
         raise _state_error(case, "forward")
-    await _new_parcel(session, case, data)
     # Under the order's lock: a full refund either committed before (we see it) or waits until
     # the item is on its way (and then is the after-sale of a delivered item, not a stale read).
     order = await _locked_order(session, case.order_id)
@@ -993,7 +1022,7 @@ async def forward(
                       now)  # fmt: skip
     events.record(session, "fulfillment.inspection_forwarded",
                   {"case_id": case.id, "order_id": case.order_id, "certificate_no": case.certificate_no})  # fmt: skip
-    return await get_case(session, actor, case_id, now)
+    return await _case_out(session, case, now)
 
 
 async def return_to_seller(
@@ -1011,7 +1040,6 @@ async def return_to_seller(
         allowed = (RECEIVED, PASSED)
     if case.status not in allowed:
         raise _state_error(case, "return")
-    await _new_parcel(session, case, data)
     terms = await orders.get_shop_terms(session, case.shop_id, private=True)
     if not terms.return_address:
         raise Conflict(N_("The shop has no return address yet: the item is held at the warehouse until it sets "
@@ -1022,7 +1050,7 @@ async def return_to_seller(
                       now)  # fmt: skip
     events.record(session, "fulfillment.inspection_returned", {"case_id": case.id, "order_id": case.order_id,
                                                                 "shop_id": case.shop_id})  # fmt: skip
-    return await get_case(session, actor, case_id, now)
+    return await _case_out(session, case, now)
 
 
 # --- the labs' result callbacks ---------------------------------------------------------------
@@ -1033,15 +1061,6 @@ def parse_lab_event(body: bytes) -> LabResultEvent:
         return msgspec.json.decode(body, type=LabResultEvent)
     except (msgspec.ValidationError, msgspec.DecodeError):
         raise BadRequest("body is not an inspection result event", code="bad_payload") from None
-
-
-def lab_headers(policy: QcPolicy, lab_id: int, body: bytes, now: dt.datetime | None = None) -> dict[str, str]:
-    """The headers a lab sends with ``body`` (for labs' integration tests and ours)."""
-    timestamp = int((now or utcnow()).timestamp())
-    return {
-        "Content-Type": "application/json",
-        "X-Lab-Signature": sign(lab_secret(policy, lab_id), body, timestamp),
-    }
 
 
 async def handle_lab_result(
@@ -1095,7 +1114,7 @@ async def handle_lab_result(
 async def certificate(session: AsyncSession, number: str) -> CertificateOut:
     """A certificate as anyone may verify it (nothing private: no buyer, address, order or
     price). 404 for a number no inspection has."""
-    number = normalise_certificate(number)
+    number = normalise_number(number)
     case = await repo.case_by_certificate(session, number) if _CERTIFICATE_RE.fullmatch(number) else None
     if case is None or case.result is None or case.inspected_at is None:
         raise NotFound(N_("No certificate has this number. Check it against the paper certificate."),
@@ -1107,28 +1126,42 @@ async def certificate(session: AsyncSession, number: str) -> CertificateOut:
 
 
 async def _brief(session: AsyncSession, warehouse: QcWarehouse | None) -> WarehouseOut | None:
-    """A warehouse as order pages show it: name, address, lab; not who works there."""
+    """A warehouse as order pages show it: name, address, lab's name; not who works there nor
+    what is routed to it (at most one query: the lab, often in the session already)."""
     if warehouse is None:
         return None
-    out = (await _warehouses_out(session, [warehouse]))[0]
-    out.inspectors, out.category_ids = [], []
-    return out
+    lab = await repo.get_lab(session, warehouse.lab_id)
+    return WarehouseOut(warehouse.id, warehouse.name, warehouse.recipient, warehouse.phone, warehouse.region,
+                        warehouse.detail, warehouse.lab_id, lab.name if lab else "", warehouse.is_active,
+                        warehouse.is_default)  # fmt: skip
 
 
-async def qc_of_order(session: AsyncSession, order: OrderOut) -> QcPanel | None:
+async def qc_of_order(
+    session: AsyncSession, order: OrderOut, viewer: Principal | None = None
+) -> QcPanel | None:
     """What the order pages show about the order's inspection (None when it has none): where to
     send it (the shop, before shipping), where it is (at the lab, passed with its certificate,
-    forwarded, failed and refunded), and for the shop its failures."""
+    forwarded, failed and refunded), and for the shop its failures. ``order`` is one its reader
+    may see; the shop's count of failures is counted only for a ``viewer`` of the shop or ops
+    (without a viewer, the page decides what to show)."""
     if not order.requires_inspection:
         return None
+    return await _panel(session, order, viewer is None or await _shop_view(session, viewer, order))
+
+
+async def _shop_view(session: AsyncSession, viewer: Principal, order: OrderOut) -> bool:
+    return viewer.is_ops or await catalog.is_shop_member(session, viewer, order.shop_id)
+
+
+async def _panel(session: AsyncSession, order: OrderOut, shop_view: bool) -> QcPanel | None:
     case = await repo.case_of_order(session, order.id)
-    failures = await repo.count_failures(session, order.shop_id)
+    if case is None and order.status in repo.GONE:
+        return None  # it never went to a warehouse and never will
+    failures = await repo.count_failures(session, order.shop_id) if shop_view else 0
     if case is None:
-        if order.status in ("cancelled", "refunded"):
-            return None  # it never went to a warehouse and never will
         routed = await _route(session, order) if order.status == "paid" else None
         return QcPanel(await _brief(session, routed), None, shop_failures=failures)
-    [out] = await _cases_out(session, [case])
+    [out] = await _cases_out(session, [case], order=order)
     held = (
         case.status == FAILED
         and not (await orders.get_shop_terms(session, case.shop_id, private=True)).return_address
@@ -1143,13 +1176,12 @@ async def order_inspection(session: AsyncSession, viewer: Principal, order_id: i
     does not see what is the shop's business (as on the order page): its count of failures, the
     lab's fee and who paid it."""
     order = await orders.get_order(session, viewer, order_id)
-    panel = await qc_of_order(session, order)
-    if panel is not None and not (
-        viewer.is_ops or await catalog.is_shop_member(session, viewer, order.shop_id)
-    ):
-        panel.shop_failures = 0
-        if panel.case is not None:
-            panel.case.fee_fen, panel.case.fee_payer = 0, None
+    if not order.requires_inspection:
+        return None
+    shop_view = await _shop_view(session, viewer, order)
+    panel = await _panel(session, order, shop_view)
+    if panel is not None and panel.case is not None and not shop_view:
+        panel.case.fee_fen, panel.case.fee_payer = 0, None
     return panel
 
 
@@ -1159,21 +1191,14 @@ async def order_inspection(session: AsyncSession, viewer: Principal, order_id: i
 async def deliver(
     session: AsyncSession, actor: Principal, order_id: int, policy: orders.OrderPolicy
 ) -> OrderOut:
-    """Mark an order delivered by hand (the delivered routes call this). An order that must be
-    inspected is delivered by the warehouse's parcel: until its case has been forwarded the item
-    is still with the QC warehouse (409 ``inspection_route``); after that the orders rules decide
-    (ops may, when the carrier never reported). Other orders: ``orders.mark_delivered``."""
-    order = await orders.load_order(session, order_id)
-    if not order.requires_inspection:
-        return await orders.mark_delivered(session, actor, order_id, policy)
-    if not (actor.is_ops or await catalog.is_shop_member(session, actor, order.shop_id)):
-        return await orders.mark_delivered(session, actor, order_id, policy)  # its 403/404
+    """Mark an order delivered by hand (the delivered routes call this): ``orders.mark_delivered``,
+    told whether the QC warehouse has forwarded the item of an order that must be inspected. Its
+    rules decide: such an order is delivered by the warehouse's parcel, by hand only by ops and
+    only once forwarded (409 ``inspection_route`` before, and for the shop)."""
     case = await repo.case_of_order(session, order_id)
-    if case is None or case.status != FORWARDED:
-        raise InvalidTransition(N_("The item is still with the QC warehouse: the warehouse forwards it to the buyer "
-                                   "after the lab's inspection, and its parcel delivers the order."),
-                                code="inspection_route")  # fmt: skip
-    return await orders.mark_delivered(session, actor, order_id, policy, inspected_ok=True)
+    return await orders.mark_delivered(
+        session, actor, order_id, policy, inspected_ok=case is not None and case.status == FORWARDED
+    )
 
 
 # --- the turnaround deadline ------------------------------------------------------------------
