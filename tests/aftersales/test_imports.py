@@ -38,3 +38,10 @@ def test_only_other_domains_services_are_imported() -> None:
                 if parts[2] != "service" and name not in SHARED:
                     wrong.append(f"{domain}/{path.name}: {name}")
     assert wrong == []
+
+
+def test_pages_and_the_api_do_not_import_each_other() -> None:
+    """Pages and the JSON API are two doors to one service: what both need lives in the service."""
+    for domain in ("aftersales", "care"):
+        for door, other in (("pages", "api"), ("api", "pages")):
+            assert f"trustlive.{domain}.{other}" not in _imports(ROOT / domain / f"{door}.py"), (domain, door)

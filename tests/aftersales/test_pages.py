@@ -314,3 +314,21 @@ def test_a_claim_closed_as_outdated_tells_the_buyer_what_next(client: TestClient
     assert "open a return or a quality claim from the order page" in page.text
     _lang(client, "zh_Hans")
     assert "可以在订单页申请退货退款或质量问题售后" in client.get(f"/aftersales/{request_id}").text
+
+
+def test_ids_that_are_not_plain_numbers_on_the_new_request_form(client: TestClient, world: Shop) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` raises: the form's ids were a 500, and a line id
+    that was not a number was read as the whole order. Now each is a 422; nothing is stored."""
+    shop = world
+    order_id = run(delivered_order(shop, (shop.w.skus[0], 1), confirm=True))
+    (line,) = run(line_rows(shop, order_id))
+    token = sign_in(client, shop.buyer.username)
+    base = {"_csrf_token": token, "order_id": str(order_id), "line_id": str(line.id), "kind": "return_refund",
+            "reason": "quality", "amount": "10.00", "description": "起球"}  # fmt: skip
+    for field in ("order_id", "line_id"):
+        for value in ("²", "abc", str(2**62 + 1)):
+            sent = client.post("/aftersales", data={**base, field: value}, follow_redirects=False)
+            assert sent.status_code == 422, (field, value, sent.status_code)
+    assert _count(shop, AftersalesRequest) == 0 and run(_holds(shop, order_id)) == 0
+    created = client.post("/aftersales", data=base, follow_redirects=False)
+    assert created.status_code == 303, created.text

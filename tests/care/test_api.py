@@ -279,3 +279,16 @@ def test_huge_ids_and_dates_centuries_off_are_422_naming_the_field(
                        headers=h["carer1"])  # fmt: skip
     assert refused_field(sent) == "due_at"
     assert in_db(w, url, lambda x: count(x, CareFollowUp)) == 0
+
+
+def test_a_specialist_filter_that_is_not_an_ascii_number_is_a_422(
+    client: TestClient, cw: tuple[CareWorld, dict[str, dict[str, str]]]
+) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` raises: the filter was a 500. Now every value
+    that is not a plain number (or ``none``) is a 422 naming ``specialist``."""
+    _, h = cw
+    for value in ("²", "١٢", "+5", " 5", "0", str(2**62 + 1), "9" * 30):
+        got = client.get("/api/v1/care/cases", params={"specialist": value}, headers=h["ops1"])
+        assert got.status_code == 422, (value, got.text)
+        assert got.json()["error"]["fields"][0]["field"] == "specialist"
+    assert client.get("/api/v1/care/cases?specialist=none", headers=h["ops1"]).status_code == 200

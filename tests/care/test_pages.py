@@ -262,3 +262,14 @@ def test_dates_centuries_off_on_the_forms(client: TestClient, settings: Settings
                        follow_redirects=False)  # fmt: skip
     assert sent.status_code == 422 and marked(sent.text) == {"due_at"}
     assert len(in_db(cw, url, lambda x: follow_ups(x, case_id))) == n
+
+
+def test_a_specialist_filter_that_is_not_a_number_on_the_work_list(
+    client: TestClient, settings: Settings, cw: CareWorld
+) -> None:
+    """``/care?specialist=²`` was a 500 (``"²".isdigit()`` but no ``int``): now a 422 page."""
+    sign_in(client, "ops1")
+    for value in ("²", "abc"):
+        got = client.get("/care", params={"specialist": value})
+        assert got.status_code == 422, (value, got.status_code)
+    assert client.get("/care", params={"specialist": "none"}).status_code == 200

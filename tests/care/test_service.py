@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -25,7 +25,8 @@ from tests.care.world import (
 from trustlive.accounts.service import Principal
 from trustlive.care import service as care
 from trustlive.care import tasks
-from trustlive.care.models import CareCase, CareEntry, CareFollowUp
+from trustlive.care.models import PRIORITIES, CareCase, CareEntry, CareFollowUp
+from trustlive.care.pages import PRIORITY_LABELS
 from trustlive.care.schemas import (
     AssignIn,
     CaseIn,
@@ -33,6 +34,7 @@ from trustlive.care.schemas import (
     EntryIn,
     FollowUpDoneIn,
     FollowUpIn,
+    Priority,
     ReopenIn,
     ReplyIn,
 )
@@ -505,3 +507,9 @@ def test_dates_centuries_off_are_a_422_naming_the_field(db_url: str) -> None:
         assert await follow_ups(w, case_id) == []
 
     play(db_url, body)
+
+
+def test_one_list_of_priorities() -> None:
+    """The table's constraint, the lists' order and the filter read ``models.PRIORITIES``; the
+    API's ``Priority`` and the pages' labels spell the same values, most urgent first."""
+    assert get_args(Priority) == PRIORITIES == tuple(PRIORITY_LABELS)

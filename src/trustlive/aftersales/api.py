@@ -6,7 +6,6 @@ state does not allow 409."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from litestar import get, post
@@ -31,11 +30,11 @@ from trustlive.aftersales.schemas import (
     RequestPage,
     ShipBackIn,
 )
-from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.fulfillment.tracking import Tracker
 from trustlive.orders import service as orders
-from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, before_id, decode_cursor, encode_cursor
+from trustlive.web.forms import to_upload
+from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, before_id, trim_page
 from trustlive.web.policy import allow, signed_in
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
@@ -43,46 +42,6 @@ Cursor = Annotated[str | None, Parameter(max_length=200)]
 Tab = Annotated[str, Parameter(max_length=20)]
 Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 TAG = ["aftersales"]
-
-
-def _page(items: list[RequestOut], limit: int) -> RequestPage:
-    more = len(items) > limit
-    items = items[:limit]
-    return RequestPage(items, encode_cursor({"before": items[-1].id}) if more else None)
-
-
-async def read_upload(file: UploadFile, max_bytes: int) -> catalog.Upload:
-    """An uploaded photo for the service (which checks and stores it). One byte past the limit is
-    read: enough to refuse a file that is too large, never the whole of a huge body."""
-    return catalog.Upload(file.filename or "upload", file.content_type or "", await file.read(max_bytes + 1))
-
-
-# The shop's deadline-ordered tabs page by (deadline, id): the cursor holds the last request's
-# deadline in microseconds since 1970 (0: it has none; those come last) and its id.
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICRO = dt.timedelta(microseconds=1)
-
-
-def queue_cursor(items: list[RequestOut], limit: int, tab: str) -> tuple[list[RequestOut], str | None]:
-    """Trim a queue fetched with ``limit + 1`` and give the next page's cursor, if any."""
-    if len(items) <= limit:
-        return items, None
-    items = items[:limit]
-    if not service.deadline_tab(tab):
-        return items, encode_cursor({"before": items[-1].id})
-    due, last = service.queue_key(items[-1])
-    return items, encode_cursor({"due": (due - _EPOCH) // _MICRO if due else 0, "after": last})
-
-
-def queue_position(cursor: str | None, tab: str) -> tuple[int | None, service.QueueKey | None]:
-    """(before_id, after) for the service from a cursor of ``queue_cursor`` (400 ``bad_cursor``
-    for one of another shape)."""
-    if not service.deadline_tab(tab):
-        return before_id(cursor), None
-    decoded = decode_cursor(cursor, "due", "after")
-    if decoded is None:
-        return None, None
-    return None, (_EPOCH + decoded["due"] * _MICRO if decoded["due"] else None, decoded["after"])
 
 
 def _policy(settings: Settings) -> service.AftersalesPolicy:
@@ -102,7 +61,8 @@ async def my_requests(
     me: Principal, db: AsyncSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> RequestPage:
     """The caller's own requests as a buyer, newest first."""
-    return _page(await service.list_mine(db, me, before_id=before_id(cursor), limit=limit + 1), limit)
+    found = await service.list_mine(db, me, before_id=before_id(cursor), limit=limit + 1)
+    return RequestPage(*trim_page(found, limit))
 
 
 @get("/aftersales/options/{order_id:int}", tags=TAG, **signed_in())
@@ -121,9 +81,9 @@ async def shop_requests(
     """A shop's queue for its owner and staff: `tab` `answer` (awaiting the shop, nearest deadline
     first), `returns`, `disputes` (nearest deadline first), `closed` (newest first). `next_cursor`
     continues the same tab."""
-    before, after = queue_position(cursor, tab)
+    before, after = service.queue_position(cursor, tab)
     found = await service.shop_queue(db, me, shop_id, tab, before_id=before, after=after, limit=limit + 1)
-    return RequestPage(*queue_cursor(found, limit, tab))
+    return RequestPage(*service.queue_page(found, limit, tab))
 
 
 @get("/aftersales/escalated", tags=TAG, **allow("ops"))
@@ -135,7 +95,8 @@ async def escalated(
     cursor: Cursor = None,
 ) -> RequestPage:
     """Ops: requests escalated for arbitration (`tab=open` every open one, `closed`)."""
-    return _page(await service.ops_queue(db, me, tab, before_id=before_id(cursor), limit=limit + 1), limit)
+    found = await service.ops_queue(db, me, tab, before_id=before_id(cursor), limit=limit + 1)
+    return RequestPage(*trim_page(found, limit))
 
 
 @get("/aftersales/{request_id:int}", tags=TAG, **signed_in())
@@ -156,7 +117,7 @@ async def add_photo(
     settings: Settings,
 ) -> PhotoOut:
     """An evidence photo (JPEG, PNG or WebP; at most 9) on the buyer's open request."""
-    upload = await read_upload(data, settings.max_upload_bytes)
+    upload = await to_upload(data, settings.max_upload_bytes)
     return await service.add_evidence(db, me, request_id, upload, service.Media.from_settings(settings))
 
 
@@ -232,7 +193,7 @@ async def add_message_photo(
     settings: Settings,
 ) -> PhotoOut:  # fmt: skip
     """A photo (JPEG, PNG or WebP; at most 9) on one's own message."""
-    upload = await read_upload(data, settings.max_upload_bytes)
+    upload = await to_upload(data, settings.max_upload_bytes)
     media = service.Media.from_settings(settings)
     return await service.add_message_photo(db, me, request_id, message_id, upload, media)
 

@@ -19,29 +19,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.aftersales import service
-from trustlive.aftersales.api import queue_cursor, queue_position, read_upload
 from trustlive.aftersales.schemas import ArbitrateIn, EscalateIn, MessageIn, RejectIn, RequestIn, ShipBackIn
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import utcnow
-from trustlive.errors import DomainError, Forbidden, ValidationFailed
+from trustlive.errors import DomainError, ValidationFailed
 from trustlive.fulfillment import service as fulfillment
 from trustlive.fulfillment.tracking import Tracker
 from trustlive.money import MAX_PRICE_FEN, parse_yuan
-from trustlive.web.forms import bad_fields, fixable, invalid, parse, text
+from trustlive.web.console import my_shops, pick_shop
+from trustlive.web.forms import bad_fields, fixable, integer, invalid, parse, text, to_upload
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import allow, signed_in
+from trustlive.web.validation import MAX_ID
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
 Short = Annotated[str, Parameter(max_length=40)]
-OptionalId = Annotated[int | None, Parameter(ge=1, le=2**62)]
+OptionalId = Annotated[int | None, Parameter(ge=1, le=MAX_ID)]
 
 PAGE_SIZE = 20
 QUEUE_SIZE = 50
-MAX_ID = 2**62
 
 # API field paths -> the forms' field names.
 _FIELDS = {r"amount_fen": "amount", r"description": "description", r"body": "body", r"note": "note"}
@@ -58,7 +58,7 @@ async def _photos(data: dict[str, Any], settings: Settings) -> list[catalog.Uplo
     found = [f for f in files if isinstance(f, UploadFile) and f.filename]
     if len(found) > service.MAX_PHOTOS:
         raise invalid("photos", gettext("choose at most 9 photos"))
-    return [await read_upload(f, settings.max_upload_bytes) for f in found]
+    return [await to_upload(f, settings.max_upload_bytes) for f in found]
 
 
 def _common(context: dict[str, Any]) -> dict[str, Any]:
@@ -105,18 +105,15 @@ def _amount(form: dict[str, str]) -> int:
     return fen
 
 
-def _form_id(form: dict[str, str], name: str) -> int | None:
-    value = form.get(name, "")
-    return int(value) if value.isdigit() and 0 < int(value) < MAX_ID else None
-
-
 @post("/aftersales", **signed_in())
 async def create(data: Multipart, db: AsyncSession, me: Principal, settings: Settings) -> Template | Redirect:
     """The new-request form: kind, reason, amount, what happened, evidence photos."""
     form = {n: text(data, n) for n in ("order_id", "line_id", "kind", "reason", "amount", "description")}
-    order_id, line_id = _form_id(form, "order_id"), _form_id(form, "line_id")
-    if order_id is None or form["kind"] not in ("refund_only", "return_refund"):
-        raise invalid("order_id", gettext("reload the page and try again"))
+    # The ids and the kind come from the page, not from typing: a wrong one is a 422 of its own.
+    order_id = integer(form, "order_id", minimum=1, maximum=MAX_ID)
+    line_id = integer(form, "line_id", minimum=1, maximum=MAX_ID) if form["line_id"] else None
+    if form["kind"] not in ("refund_only", "return_refund"):
+        raise invalid("kind", gettext("reload the page and try again"))
     try:
         if not form["reason"]:
             raise invalid("reason", gettext("choose a reason"))
@@ -298,22 +295,15 @@ async def console_queue(
     db: AsyncSession, me: Principal, shop: OptionalId = None, tab: Short = "answer", cursor: Cursor = None
 ) -> Template | Redirect:
     """The shop's requests: those awaiting its answer first, each with its deadline."""
-    shops = await catalog.shops_of(db, me)
+    shops = await my_shops(db, me)
     if not shops:
-        if not me.has("merchant"):
-            raise Forbidden(
-                gettext("The shop console is for merchants and shop staff."), code="not_shop_staff"
-            )
-        return Redirect("/console", status_code=303)
-    chosen = next((s for s in shops if s.id == shop), None) if shop is not None else None
-    if shop is not None and chosen is None:
-        raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
-    chosen = chosen or next((s for s in shops if s.owner_id == me.id), shops[0])
-    before, after = queue_position(cursor, tab)
+        return Redirect("/console", status_code=303)  # open a shop first
+    chosen = pick_shop(shops, me, shop)
+    before, after = service.queue_position(cursor, tab)
     found = await service.shop_queue(
         db, me, chosen.id, tab, before_id=before, after=after, limit=QUEUE_SIZE + 1
     )
-    items, next_cursor = queue_cursor(found, QUEUE_SIZE, tab)
+    items, next_cursor = service.queue_page(found, QUEUE_SIZE, tab)
     context = _common({
         "shops": shops, "shop": chosen, "tabs": SHOP_TABS, "tab": tab, "items": items,
         "counts": await service.shop_counts(db, me, chosen.id), "next_cursor": next_cursor,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustlive.aftersales.models import OPEN, AftersalesMessage, AftersalesPhoto, AftersalesRequest, Status
+from trustlive.aftersales.models import AftersalesMessage, AftersalesPhoto, AftersalesRequest, Status
 
 
 async def get_request(session: AsyncSession, request_id: int) -> AftersalesRequest | None:
@@ -48,11 +48,12 @@ async def set_fields(session: AsyncSession, request_id: int, status: str, where:
     return result.rowcount == 1
 
 
-async def open_requests_of_order(session: AsyncSession, order_id: int) -> list[AftersalesRequest]:
+async def open_request_at(session: AsyncSession, order_id: int, slot: int | None) -> AftersalesRequest | None:
+    """The open request holding one of an order's slots (a line's id, 0: the whole order)."""
     stmt = select(AftersalesRequest).where(
-        AftersalesRequest.order_id == order_id, AftersalesRequest.status.in_(OPEN)
+        AftersalesRequest.order_id == order_id, AftersalesRequest.open_slot == slot
     )
-    return list(await session.scalars(stmt))
+    return await session.scalar(stmt)
 
 
 async def requests_of_order(session: AsyncSession, order_id: int) -> list[AftersalesRequest]:

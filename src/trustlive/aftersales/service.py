@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive import events
@@ -55,13 +54,24 @@ from trustlive.aftersales.schemas import (
 )
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
-from trustlive.db import utcnow
-from trustlive.errors import N_, Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, validated
+from trustlive.db import add_once, utcnow
+from trustlive.errors import (
+    N_,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    validated,
+)
 from trustlive.fulfillment import service as fulfillment
 from trustlive.fulfillment.tracking import Tracker
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import LineOut, OrderOut
 from trustlive.payments import service as payments
+from trustlive.web.pagination import before_id, decode_cursor, encode_cursor, trim_page
+from trustlive.web.validation import MAX_ID
 
 # The seller is at fault: the shop refunds shipping too and its shop experience score counts it.
 SELLER_CAUSES = frozenset({Reason.quality, Reason.wrong_item, Reason.not_as_described, Reason.not_received})
@@ -195,7 +205,7 @@ def _must_be(side: str, wanted: str) -> None:
         raise Forbidden(message, code=f"not_{wanted}" if wanted != "ops" else "ops_only")
 
 
-def _wrong_state(_row: AftersalesRequest) -> InvalidTransition:
+def _wrong_state() -> InvalidTransition:
     return InvalidTransition(
         N_("This request cannot do that in its current state; it may have changed meanwhile."),
         code="invalid_transition",
@@ -330,6 +340,37 @@ def deadline_tab(tab: str) -> bool:
 
 def queue_key(request: RequestOut) -> QueueKey:
     return request.due_at, request.id
+
+
+# The deadline-ordered tabs page by (deadline, id): the cursor holds the last request's deadline in
+# microseconds since 1970 (0: it has none; those come last) and its id. The API and the pages
+# share it.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
+# No deadline lies past the year 9999: a larger number would overflow the date arithmetic.
+_MAX_DUE = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC) - _EPOCH) // _MICRO
+
+
+def queue_page(items: list[RequestOut], limit: int, tab: str) -> tuple[list[RequestOut], str | None]:
+    """Trim a shop queue fetched with ``limit + 1`` and give the next page's cursor, if any."""
+    page, next_cursor = trim_page(items, limit)
+    if next_cursor is None or not deadline_tab(tab):
+        return page, next_cursor
+    due, last = queue_key(page[-1])
+    return page, encode_cursor({"due": (due - _EPOCH) // _MICRO if due else 0, "after": last})
+
+
+def queue_position(cursor: str | None, tab: str) -> tuple[int | None, QueueKey | None]:
+    """``(before_id, after)`` for ``shop_queue`` from a cursor of ``queue_page``: 400
+    ``bad_cursor`` for one of another shape, or with a deadline or an id out of range."""
+    if not deadline_tab(tab):
+        return before_id(cursor), None
+    decoded = decode_cursor(cursor, "due", "after")
+    if decoded is None:
+        return None, None
+    if decoded["due"] > _MAX_DUE or decoded["after"] > MAX_ID:
+        raise BadRequest("cursor: not a cursor this server issued", field="cursor", code="bad_cursor")
+    return None, (_EPOCH + decoded["due"] * _MICRO if decoded["due"] else None, decoded["after"])
 
 
 async def shop_queue(
@@ -582,18 +623,16 @@ async def open_request(
         amount_fen=data.amount_fen, status=Status.pending, open_slot=data.line_id or 0,
         due_at=now + dt.timedelta(hours=policy.response_hours), created_at=now, updated_at=now,
     )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(
-            N_("There is already an open request for this; follow that one."), code="request_open"
-        ) from None
-    if photos:
-        await _store_photos(session, row.id, None, photos, media)
+    # A twin opened at the same moment (a double click) committed first: the unique open slot
+    # refuses this one.
+    if (
+        await add_once(session, row, lambda: repo.open_request_at(session, order.id, data.line_id or 0))
+        is not None
+    ):
+        raise Conflict(N_("There is already an open request for this; follow that one."), code="request_open")
+    stored = await _store_photos(session, row.id, None, photos, media) if photos else []
     events.record(session, "aftersales.opened", _payload(row, amount_fen=row.amount_fen))
-    return request_out(row, order, await repo.photos_of(session, [row.id]))
+    return request_out(row, order, stored)
 
 
 def _kind_refusal(order: OrderOut, data: RequestIn) -> str:
@@ -613,21 +652,22 @@ def _kind_refusal(order: OrderOut, data: RequestIn) -> str:
 async def _store_photos(
     session: AsyncSession, request_id: int, message_id: int | None, photos: Sequence[catalog.Upload],
     media: Media | None,
-) -> None:  # fmt: skip
+) -> list[AftersalesPhoto]:  # fmt: skip
+    """Check and store photos of a request (``message_id`` None) or of one message; the new rows."""
     if media is None:
         raise ValueError("photos need a media folder")
     had = await repo.count_photos(session, request_id, message_id)
     if had + len(photos) > MAX_PHOTOS:
         raise ValidationFailed(N_("At most 9 photos."), field="photos", code="too_many_photos")
+    rows = []
     for upload in photos:
         stored = catalog.store_image(session, upload, media.media_dir, f"aftersales/{request_id}", media.max_bytes,
                                      field="photos")  # fmt: skip
-        session.add(
-            AftersalesPhoto(
-                request_id=request_id, message_id=message_id, path=stored.path, created_at=utcnow()
-            )
-        )
+        rows.append(AftersalesPhoto(request_id=request_id, message_id=message_id, path=stored.path,
+                                    created_at=utcnow()))  # fmt: skip
+    session.add_all(rows)
     await session.flush()
+    return rows
 
 
 async def add_evidence(
@@ -638,9 +678,8 @@ async def add_evidence(
     _must_be(side, "buyer")
     if row.status not in OPEN:
         raise _closed()
-    await _store_photos(session, row.id, None, [upload], media)
-    photos = await repo.photos_of(session, [row.id])
-    return _photo_out(photos[-1])
+    (photo,) = await _store_photos(session, row.id, None, [upload], media)
+    return _photo_out(photo)
 
 
 def _closed() -> InvalidTransition:
@@ -662,10 +701,10 @@ async def approve(
     row, side = await _visible(session, actor, request_id)
     _must_be(side, "shop")
     if row.status != Status.pending:
-        raise _wrong_state(row)
+        raise _wrong_state()
     await _refuse_retracted(session, row)
     if not await _approve(session, row, Status.pending, Resolution.approved, actor.id, utcnow(), policy):
-        raise _wrong_state(row)
+        raise _wrong_state()
     return await _reload(session, row.id)
 
 
@@ -680,7 +719,7 @@ async def auto_approve(
         return False
     # No refund lock before the transition: the request row is always locked before the payment's
     # (the shop approving at the same moment takes them in that order too).
-    if row.line_id is None and not claim_fits(row, await orders.load_order(session, row.order_id)):
+    if row.line_id is None and is_outdated(row, await orders.load_order(session, row.order_id), now):
         await _close_outdated(session, row, now)
         return False
     return await _approve(session, row, Status.pending, Resolution.auto_approved, None, now, policy)
@@ -736,7 +775,7 @@ async def reject(
         responder_id=actor.id, reject_reason=reason,
         due_at=now + dt.timedelta(days=policy.escalation_days), updated_at=now,
     ):  # fmt: skip
-        raise _wrong_state(row)
+        raise _wrong_state()
     events.record(session, "aftersales.rejected", _payload(row))
     return await _reload(session, row.id)
 
@@ -758,7 +797,7 @@ async def escalate(
         session, row.id, (Status.rejected,), Status.escalated, where=[AftersalesRequest.due_at >= now],
         escalated_at=now, due_at=None, updated_at=now,
     ):  # fmt: skip
-        raise _wrong_state(row)
+        raise _wrong_state()
     if data.note.strip():
         session.add(AftersalesMessage(request_id=row.id, author_id=buyer.id, side="buyer", body=data.note.strip(),
                                       created_at=now))  # fmt: skip
@@ -773,7 +812,7 @@ async def withdraw(session: AsyncSession, buyer: Principal, request_id: int) -> 
     if row.status not in WITHDRAWABLE or not await _close(
         session, row, WITHDRAWABLE, Resolution.withdrawn, utcnow()
     ):
-        raise _wrong_state(row)
+        raise _wrong_state()
     return await _reload(session, row.id)
 
 
@@ -792,7 +831,7 @@ async def ship_back(
     _must_be(side, "buyer")
     now = now or utcnow()
     if row.status != Status.awaiting_return:
-        raise _wrong_state(row)
+        raise _wrong_state()
     if row.due_at is not None and row.due_at < now:
         raise InvalidTransition(
             N_("The time to send the item back has passed."), code="return_deadline_passed"
@@ -801,21 +840,14 @@ async def ship_back(
         raise InvalidTransition(N_("The shop has not given a return address yet; wait for it before sending."),
                                 code="no_return_address")  # fmt: skip
     carrier, number = _words(data.carrier, "carrier", 2), data.tracking_no.strip().upper()
-    outbound = await fulfillment.parcels_of(session, [row.order_id])
-    if any(
-        p.leg != fulfillment.RETURN and (p.carrier, p.tracking_no.upper()) == (carrier, number)
-        for p in outbound
-    ):
-        raise Conflict(N_("That is the tracking number of the parcel that brought the order; enter the return parcel's."),
-                       code="tracking_in_use", field="tracking_no")  # fmt: skip
-    parcel = await fulfillment.send_parcel(
+    parcel = await fulfillment.send_parcel(  # 409 tracking_in_use: the number of the parcel that brought it
         session, row.order_id, fulfillment.RETURN, carrier, number, tracker, at=now
     )
     if not await repo.transition(session, row.id, (Status.awaiting_return,), Status.return_shipped,
                                  return_carrier=carrier, return_tracking_no=number, return_shipped_at=now,
                                  return_shipment_id=parcel.id, due_at=None, updated_at=now,
                                  where=[or_(AftersalesRequest.due_at.is_(None), AftersalesRequest.due_at >= now)]):  # fmt: skip
-        raise _wrong_state(row)
+        raise _wrong_state()
     events.record(session, "aftersales.return_shipped", _payload(row, carrier=carrier, tracking_no=number))
     return await _reload(session, row.id)
 
@@ -833,7 +865,7 @@ async def confirm_arrival(session: AsyncSession, actor: Principal, request_id: i
         arrival_confirmed_at=now, arrival_confirmed_by=actor.id, return_arrived_at=row.return_arrived_at or now,
         open_slot=None, due_at=None, updated_at=now,
     ):  # fmt: skip
-        raise _wrong_state(row)
+        raise _wrong_state()
     events.record(session, "aftersales.return_arrived", _payload(row, confirmed=True))
     await _refund(session, row, actor.id, now)
     return await _reload(session, row.id)
@@ -949,6 +981,16 @@ def retracted(row: AftersalesRequest | RequestOut, order: OrderOut) -> bool:
     )
 
 
+def is_outdated(row: AftersalesRequest, order: OrderOut, now: dt.datetime) -> bool:
+    """Whether a pending whole-order claim is to close as ``outdated``: retracted by the buyer's
+    confirmation of receipt (at once), or past its answer deadline and no longer fitting the
+    order (instead of the automatic approval)."""
+    if row.status != Status.pending or row.line_id is not None:
+        return False
+    due = row.due_at is not None and row.due_at <= now
+    return retracted(row, order) or (due and not claim_fits(row, order))
+
+
 async def _close_outdated(session: AsyncSession, row: AftersalesRequest, now: dt.datetime) -> bool:
     """Close a pending claim the order has outgrown (``outdated``): the hold goes, the buyer is
     told the order moved on and may open a return or a quality claim instead."""
@@ -975,15 +1017,7 @@ async def outdated_to_close(
     the order (instead of the automatic approval) — and the id to continue from."""
     rows = await repo.pending_whole_order(session, after_id, limit)
     found = await orders.orders_by_ids(session, [r.order_id for r in rows])
-    ids = [
-        r.id
-        for r in rows
-        if r.order_id in found
-        and (
-            retracted(r, found[r.order_id])
-            or (r.due_at is not None and r.due_at <= now and not claim_fits(r, found[r.order_id]))
-        )
-    ]
+    ids = [r.id for r in rows if r.order_id in found and is_outdated(r, found[r.order_id], now)]
     return ids, (rows[-1].id if len(rows) == limit else None)
 
 
@@ -992,9 +1026,7 @@ async def close_outdated(session: AsyncSession, request_id: int, now: dt.datetim
     row = await repo.get_request(session, request_id)
     if row is None or row.status != Status.pending or row.line_id is not None:
         return False
-    order = await orders.load_order(session, row.order_id)
-    due = row.due_at is not None and row.due_at <= now
-    if not (retracted(row, order) or (due and not claim_fits(row, order))):
+    if not is_outdated(row, await orders.load_order(session, row.order_id), now):
         return False
     return await _close_outdated(session, row, now)
 
@@ -1053,7 +1085,7 @@ async def arbitrate(
         raise Forbidden(N_("You are a party to this request; another member of platform operations decides it."),
                         code="conflict_of_interest")  # fmt: skip
     if row.status != Status.escalated:
-        raise _wrong_state(row)
+        raise _wrong_state()
     now = utcnow()
     record = {"arbitrated_at": now, "arbitrator_id": actor.id, "arbitration_note": note}
     if data.decision == "buyer":
@@ -1063,7 +1095,7 @@ async def arbitrate(
         won = await _close(session, row, (Status.escalated,), Resolution.arbitrated_seller, now,
                            decision=Resolution.arbitrated_seller, **record)  # fmt: skip
     if not won:
-        raise _wrong_state(row)
+        raise _wrong_state()
     events.record(session, "aftersales.arbitrated", _payload(row, decision=data.decision))
     return await _reload(session, row.id)
 
@@ -1091,10 +1123,8 @@ async def post_message(
                                 created_at=utcnow())  # fmt: skip
     session.add(message)
     await session.flush()
-    if photos:
-        await _store_photos(session, row.id, message.id, photos, media)
+    stored = await _store_photos(session, row.id, message.id, photos, media) if photos else []
     events.record(session, "aftersales.message_posted", _payload(row, message_id=message.id, side=side))
-    stored = [p for p in await repo.photos_of(session, [row.id]) if p.message_id == message.id]
     return MessageOut(message.id, side, actor.id, actor.display_name, message.body, message.created_at,
                       [_photo_out(p) for p in stored])  # fmt: skip
 
@@ -1114,8 +1144,8 @@ async def add_message_photo(
         raise NotFound(N_("We could not find that message."), code="message_not_found")
     if row.status not in OPEN:
         raise _closed()
-    await _store_photos(session, row.id, message.id, [upload], media)
-    return _photo_out([p for p in await repo.photos_of(session, [row.id]) if p.message_id == message.id][-1])
+    (photo,) = await _store_photos(session, row.id, message.id, [upload], media)
+    return _photo_out(photo)
 
 
 # --- refunds -----------------------------------------------------------------------------------
@@ -1197,7 +1227,11 @@ async def _refund(
 
 
 async def _reload(session: AsyncSession, request_id: int) -> RequestOut:
+    """The request as its last conditional UPDATE left it. Only a line's request needs its order,
+    for the line's title: read with the lines, without the timeline."""
     row = await repo.get_request(session, request_id)
     assert row is not None
-    order = await orders.load_order(session, row.order_id)
+    order = None
+    if row.line_id is not None:
+        order = (await orders.orders_by_ids(session, [row.order_id])).get(row.order_id)
     return request_out(row, order, await repo.photos_of(session, [row.id]))

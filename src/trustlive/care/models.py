@@ -10,8 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from trustlive.db import Base, BigId, TimestampMixin, UTCDateTime, utcnow
 
+# The most urgent first: the table's constraint, the lists' order and the filter's check use it
+# (care/schemas.py spells the same values as ``Priority``; a test keeps them equal).
 PRIORITIES = ("urgent", "high", "normal")
-OUTCOMES = ("resolved", "unreachable", "referred", "other")
 
 
 class CareCase(TimestampMixin, Base):
@@ -20,7 +21,7 @@ class CareCase(TimestampMixin, Base):
     __tablename__ = "care_cases"
     __table_args__ = (
         CheckConstraint("status IN ('open', 'closed')", name="status"),
-        CheckConstraint("priority IN ('urgent', 'high', 'normal')", name="priority"),
+        CheckConstraint(f"priority IN ({', '.join(repr(p) for p in PRIORITIES)})", name="priority"),
         # At most one open case per buyer and after-sales request, and one open case per buyer
         # opened without a request (NULLs never collide in a unique index, hence two).
         Index(

@@ -39,6 +39,7 @@ from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import allow, signed_in
 from trustlive.web.templating import UI_TZ
+from trustlive.web.validation import MAX_ID
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
@@ -46,7 +47,6 @@ Short = Annotated[str, Parameter(max_length=64)]
 
 STAFF = ("ops", "care_specialist")
 PAGE_SIZE = 30
-MAX_ID = 2**62
 
 PRIORITY_LABELS = {"urgent": N_("Urgent"), "high": N_("High"), "normal": N_("Normal")}
 OUTCOME_LABELS = {
@@ -141,7 +141,7 @@ _NEW_FIELDS = (
 
 async def _new_page(db: AsyncSession, me: Principal, form: dict[str, str], **extra: Any) -> Template:
     status = extra.pop("status_code", 200)
-    subject = service.NewCase(None, None, None, await service.care_specialists(db, me))
+    subject = None
     error = extra.get("error")
     if (
         error is None
@@ -159,6 +159,8 @@ async def _new_page(db: AsyncSession, me: Principal, form: dict[str, str], **ext
             if error is None:
                 extra.update(error=err, bad=bad_fields(err, _FIELDS))
                 status = err.status_code
+    if subject is None:  # we could not tell whom the case is about: the form alone
+        subject = service.NewCase(None, None, None, await service.care_specialists(db, me))
     context = {"form": form, "subject": subject, "error": None, "bad": set(), "is_ops": me.is_ops, **extra}
     return Template("care/new.html", context=_labels(context), status_code=status)
 

@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustlive.care.models import CareCase, CareEntry, CareFollowUp
+from trustlive.care.models import PRIORITIES, CareCase, CareEntry, CareFollowUp
 
 # Most urgent first wherever cases are listed.
-PRIORITY_RANK = case({"urgent": 0, "high": 1}, value=CareCase.priority, else_=2)
+PRIORITY_RANK = case(
+    {p: rank for rank, p in enumerate(PRIORITIES)}, value=CareCase.priority, else_=len(PRIORITIES)
+)
 
 
 async def get_case(session: AsyncSession, case_id: int, *, for_update: bool = False) -> CareCase | None:

@@ -16,6 +16,7 @@ so the next-contact time it recomputes reflects every committed follow-up.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from trustlive.accounts import service as accounts
 from trustlive.accounts.service import Principal
 from trustlive.aftersales import service as aftersales
 from trustlive.care import repository as repo
-from trustlive.care.models import CareCase, CareEntry, CareFollowUp
+from trustlive.care.models import PRIORITIES, CareCase, CareEntry, CareFollowUp
 from trustlive.care.schemas import (
     AssignIn,
     BoardOut,
@@ -47,10 +48,11 @@ from trustlive.care.schemas import (
     ReplyIn,
     RequestOut,
 )
-from trustlive.db import utcnow
+from trustlive.db import add_once, utcnow
 from trustlive.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed, validated
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import OrderOut
+from trustlive.web.validation import MAX_ID
 
 CARE_ROLE = "care_specialist"
 BOARD_LIMIT = 100  # cases per section of the work list
@@ -144,17 +146,6 @@ def _entry(case: CareCase, kind: str, author_id: int | None, at: dt.datetime, **
     return CareEntry(case_id=case.id, kind=kind, author_id=author_id, created_at=at, **values)  # type: ignore[arg-type]
 
 
-async def _add_once(session: AsyncSession, row: object) -> None:
-    """Insert a case (or write a reopened one); the partial unique indexes turn a twin opened
-    meanwhile into a 409 instead of a second open case."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        raise _duplicate() from None
-
-
 def _duplicate() -> Conflict:
     return Conflict(N_("This buyer already has an open care case for this."), code="case_already_open")
 
@@ -222,7 +213,9 @@ async def open_case(
         risk_summary=summary, specialist_id=specialist_id, opened_by_id=actor.id, next_due_at=due_at,
         outcome_note="", created_at=now, updated_at=now,
     )  # fmt: skip
-    await _add_once(session, case)
+    # The partial unique indexes refuse a twin opened meanwhile: a 409, not a second open case.
+    if await add_once(session, case, lambda: repo.open_case_for(session, buyer_id, request_id)) is not None:
+        raise _duplicate()
     session.add(_entry(case, "opened", actor.id, now))
     if due_at is not None:
         session.add(CareFollowUp(case_id=case.id, due_at=due_at, plan=plan, created_by_id=actor.id, created_at=now,
@@ -236,7 +229,7 @@ async def open_case(
         events.record(session, "care.assigned", {"case_id": case.id, "specialist_id": specialist_id,
                                                  "previous_specialist_id": None, "by": actor.id})  # fmt: skip
     await session.flush()
-    return await _case_out(session, case.id, now)
+    return await _case_out(session, case, now)
 
 
 # --- assigning --------------------------------------------------------------------------------
@@ -256,7 +249,7 @@ async def assign(
     await _require_specialist(session, data.specialist_id, case.buyer_id, "specialist_id")
     previous = case.specialist_id
     if previous == data.specialist_id:
-        return await _case_out(session, case.id, now)  # already theirs: nothing to record
+        return await _case_out(session, case, now)  # already theirs: nothing to record
     if not await repo.set_specialist(
         session, case.id, data.specialist_id, only_if_unassigned=not actor.is_ops
     ):
@@ -265,7 +258,7 @@ async def assign(
     events.record(session, "care.assigned", {"case_id": case.id, "specialist_id": data.specialist_id,
                                              "previous_specialist_id": previous, "by": actor.id})  # fmt: skip
     await session.flush()
-    return await _case_out(session, case.id, now)
+    return await _reread(session, case.id, now)
 
 
 async def care_specialists(session: AsyncSession, actor: Principal) -> list[PersonOut]:
@@ -291,7 +284,7 @@ async def add_follow_up(
                              created_by_id=actor.id, created_at=now, result=""))  # fmt: skip
     await session.flush()
     await repo.refresh_next_due(session, case.id)
-    return await _case_out(session, case.id, now)
+    return await _reread(session, case.id, now)
 
 
 async def complete_follow_up(
@@ -312,7 +305,7 @@ async def complete_follow_up(
     session.add(_entry(case, data.kind, actor.id, now, body=result, follow_up_id=follow_up.id))
     await session.flush()
     await repo.refresh_next_due(session, case.id)
-    return await _case_out(session, case.id, now)
+    return await _reread(session, case.id, now)
 
 
 # --- the timeline -----------------------------------------------------------------------------
@@ -332,7 +325,7 @@ async def add_entry(
     if data.to_buyer:
         events.record(session, "care.message_to_buyer",
                       {"case_id": case.id, "buyer_id": case.buyer_id, "entry_id": entry.id})  # fmt: skip
-    return await _case_out(session, case.id, now)
+    return await _case_out(session, case, now)
 
 
 # --- closing ----------------------------------------------------------------------------------
@@ -354,7 +347,7 @@ async def close_case(
     events.record(session, "care.closed", {"case_id": case.id, "buyer_id": case.buyer_id, "outcome": data.outcome,
                                            "by": actor.id})  # fmt: skip
     await session.flush()
-    return await _case_out(session, case.id, now)
+    return await _reread(session, case.id, now)
 
 
 async def reopen_case(
@@ -368,20 +361,25 @@ async def reopen_case(
         raise Forbidden(N_("Only ops can reopen a care case."), code="ops_only")
     if case.status != "closed":
         raise Conflict(N_("This care case is open already."), code="case_open")
-    if await repo.open_case_for(session, case.buyer_id, case.request_id) is not None:
+    buyer_id, request_id = case.buyer_id, case.request_id
+    if await repo.open_case_for(session, buyer_id, request_id) is not None:
         raise _duplicate()
     try:
         async with session.begin_nested():
             moved = await repo.move(session, case.id, "closed", status="open", outcome=None, outcome_note="",
                                     closed_at=None, closed_by_id=None, updated_at=now)  # fmt: skip
     except IntegrityError:
+        # The partial unique index refused it: a twin opened meanwhile (as db.add_once, any other
+        # refusal is raised, not dressed up as a 409).
+        if await repo.open_case_for(session, buyer_id, request_id) is None:
+            raise
         raise _duplicate() from None
     if not moved:
         raise Conflict(N_("This care case is open already."), code="case_open")
     session.add(_entry(case, "reopened", actor.id, now, body=_text(data.reason, "reason", required=False)))
     events.record(session, "care.reopened", {"case_id": case.id, "buyer_id": case.buyer_id, "by": actor.id})
     await session.flush()
-    return await _case_out(session, case.id, now)
+    return await _reread(session, case.id, now)
 
 
 # --- reading (staff) --------------------------------------------------------------------------
@@ -425,9 +423,14 @@ async def _request_out(session: AsyncSession, request_id: int) -> RequestOut:
                       brief.amount_fen, brief.created_at)  # fmt: skip
 
 
-async def _case_out(session: AsyncSession, case_id: int, now: dt.datetime) -> CaseOut:
+async def _reread(session: AsyncSession, case_id: int, now: dt.datetime) -> CaseOut:
+    """A case after a conditional UPDATE, which the session's copy does not see: read it again."""
     case = await repo.get_case(session, case_id)
     assert case is not None
+    return await _case_out(session, case, now)
+
+
+async def _case_out(session: AsyncSession, case: CareCase, now: dt.datetime) -> CaseOut:
     follow_ups = await repo.follow_ups_of(session, case.id)
     entries = await repo.entries_of(session, case.id)
     users = await _people(session, [
@@ -461,8 +464,7 @@ async def get_case(
     session: AsyncSession, viewer: Principal, case_id: int, now: dt.datetime | None = None
 ) -> CaseOut:
     """One case with its schedule and timeline, for ops and the specialists who may see it."""
-    case = await _visible_case(session, viewer, case_id)
-    return await _case_out(session, case.id, now or utcnow())
+    return await _case_out(session, await _visible_case(session, viewer, case_id), now or utcnow())
 
 
 @dataclass(frozen=True)
@@ -511,9 +513,8 @@ async def new_case(
 ) -> NewCase:  # fmt: skip
     if not _is_staff(actor):
         raise Forbidden("only ops and care specialists open care cases", code="role_required")
-    specialists = await care_specialists(session, actor)
     if request_id is None and buyer_id is None and not username:
-        return NewCase(None, None, None, specialists)
+        return NewCase(None, None, None, await care_specialists(session, actor))
     probe = CaseIn(risk_summary="-", request_id=request_id, buyer_id=buyer_id, username=username or None)
     buyer, request, _ = await _subject(session, probe)
     brief = None
@@ -521,7 +522,8 @@ async def new_case(
         brief = await _request_out(session, request)
     existing = await repo.open_case_for(session, buyer, request)
     users = await _people(session, [buyer])
-    return NewCase(_person(users, buyer), brief, existing.id if existing else None, specialists)
+    return NewCase(_person(users, buyer), brief, existing.id if existing else None,
+                   await care_specialists(session, actor))  # fmt: skip
 
 
 def end_of_day(now: dt.datetime) -> dt.datetime:
@@ -558,13 +560,14 @@ async def list_cases(
         raise Forbidden("only ops and care specialists see care cases", code="role_required")
     if status not in (None, "open", "closed"):
         raise ValidationFailed("status: open or closed", field="status")
-    if priority not in (None, "urgent", "high", "normal"):
+    if priority is not None and priority not in PRIORITIES:
         raise ValidationFailed("priority: urgent, high or normal", field="priority")
     assignee, unassigned_only = None, False
     if specialist == "none":
         unassigned_only = True
     elif specialist is not None:
-        if not specialist.isdigit() or not 0 < int(specialist) < 2**62:
+        # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+        if not re.fullmatch(r"\d{1,19}", specialist, re.ASCII) or not 0 < int(specialist) <= MAX_ID:
             raise ValidationFailed("specialist: a user id, or none for the unassigned", field="specialist")
         assignee = int(specialist)
     buyer_id = (await accounts.get_user_by_username(session, buyer)).id if buyer else None
@@ -630,22 +633,22 @@ async def my_cases(session: AsyncSession, buyer: Principal) -> list[BuyerCaseOut
 
 async def _buyer_visible(
     session: AsyncSession, buyer: Principal, case_id: int, *, lock: bool = False
-) -> CareCase:
+) -> tuple[CareCase, list[CareEntry]]:
+    """The buyer's case and the entries addressed to them; 404 for anyone else's case and for a
+    case nothing has been addressed to yet."""
     case = await repo.get_case(session, case_id, for_update=lock)
-    if (
-        case is None
-        or case.buyer_id != buyer.id
-        or not await repo.entries_of(session, case.id, to_buyer_only=True)
-    ):
+    if case is None or case.buyer_id != buyer.id:
         raise _not_found()
-    return case
+    entries = await repo.entries_of(session, case.id, to_buyer_only=True)
+    if not entries:
+        raise _not_found()
+    return case, entries
 
 
 async def my_case(session: AsyncSession, buyer: Principal, case_id: int) -> BuyerCaseOut:
     """One of the buyer's cases with every entry addressed to them; 404 for anyone else's case and
     for a case nothing has been addressed to yet."""
-    case = await _buyer_visible(session, buyer, case_id)
-    entries = await repo.entries_of(session, case.id, to_buyer_only=True)
+    case, entries = await _buyer_visible(session, buyer, case_id)
     return _buyer_case(case, entries, await _people(session, [case.specialist_id]))
 
 
@@ -655,14 +658,14 @@ async def reply(
     """The buyer answers on an open case; staff and the buyer see the reply."""
     data = validated(data)
     now = now or utcnow()
-    case = await _buyer_visible(session, buyer, case_id, lock=True)
+    case, entries = await _buyer_visible(session, buyer, case_id, lock=True)
     _require_open(case)
     entry = _entry(case, "reply", buyer.id, now, body=_text(data.body, "body"), to_buyer=True)
     session.add(entry)
     await session.flush()
     events.record(session, "care.buyer_replied",
                   {"case_id": case.id, "specialist_id": case.specialist_id, "entry_id": entry.id})  # fmt: skip
-    return await my_case(session, buyer, case.id)
+    return _buyer_case(case, [*entries, entry], await _people(session, [case.specialist_id]))
 
 
 # --- the overdue sweeper's step ---------------------------------------------------------------
