@@ -11,6 +11,7 @@ from tests.helpers import image_bytes
 from tests.reviews.conftest import order_to
 
 RATINGS = {"rating_product": "5", "rating_logistics": "4", "rating_service": "5"}
+RATINGS_JSON = {"rating_product": 5, "rating_logistics": 4, "rating_service": 5}
 
 
 def review_url(order: dict) -> str:
@@ -205,3 +206,49 @@ def test_shop_list_is_for_the_shop(client: TestClient, shop: dict) -> None:
     assert client.get("/api/v1/products/999999/reviews").status_code == 404
     assert client.get("/api/v1/products/999999/ratings").status_code == 404
     assert client.get(f"/api/v1/products/{shop['product']['id']}/reviews?cursor=bogus").status_code == 400
+
+
+def test_nul_characters(client: TestClient, shop: dict) -> None:
+    """JSON text holding a NUL (which PostgreSQL cannot store) is a 422 naming the field, nothing
+    stored, on both databases; a form drops NUL characters, as every form does."""
+    h = shop["headers"]
+    order = order_to(client, shop, "buyer1")
+    refused = client.post(review_url(order), json={**RATINGS_JSON, "text": "a\x00b"}, headers=h["buyer1"])
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["fields"][0]["field"] == "text"
+    assert product_reviews(client, shop["product"]["id"])["items"] == []
+
+    posted = client.post(review_url(order), data={**RATINGS, "text": "面料\x00很软"}, headers=h["buyer1"])
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["text"] == "面料很软"
+    edit = client.patch(review_url(order), json={"text": "洗后\x00缩水"}, headers=h["buyer1"])
+    assert edit.status_code == 422 and edit.json()["error"]["fields"][0]["field"] == "text"
+    (review,) = product_reviews(client, shop["product"]["id"])["items"]
+    assert (review["text"], review["edited_at"]) == ("面料很软", None)
+    reply = client.post(
+        f"/api/v1/reviews/{review['id']}/reply", json={"text": "谢\x00谢"}, headers=h["merchant1"]
+    )
+    assert reply.status_code == 422 and reply.json()["error"]["fields"][0]["field"] == "text"
+    assert product_reviews(client, shop["product"]["id"])["items"][0]["reply"] is None
+
+
+def test_reviews_of_a_product_off_the_shelf(client: TestClient, shop: dict) -> None:
+    """Taken off the shelf, a product's reviews and ratings are its shop's and ops' to read (as
+    its page): 404 for everyone else."""
+    h, product_id = shop["headers"], shop["product"]["id"]
+    posted = client.post(review_url(order_to(client, shop, "buyer1")), data=RATINGS, headers=h["buyer1"])
+    assert posted.status_code == 201, posted.text
+    off = client.post(f"/api/v1/products/{product_id}/unpublish", headers=h["merchant1"])
+    assert off.status_code == 200, off.text
+    for who in (None, "buyer1", "merchant2"):
+        headers = h[who] if who else {}
+        assert client.get(f"/api/v1/products/{product_id}/reviews", headers=headers).status_code == 404
+        ratings = client.get(f"/api/v1/products/{product_id}/ratings", headers=headers)
+        assert ratings.status_code == 404 and ratings.json()["error"]["code"] == "product_not_found"
+    for who in ("merchant1", "staff1", "ops1"):
+        listed = client.get(f"/api/v1/products/{product_id}/reviews", headers=h[who])
+        assert listed.status_code == 200 and [r["id"] for r in listed.json()["items"]] == [
+            posted.json()["id"]
+        ]
+        ratings = client.get(f"/api/v1/products/{product_id}/ratings", headers=h[who])
+        assert ratings.status_code == 200 and ratings.json()["count"] == 1

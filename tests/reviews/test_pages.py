@@ -211,3 +211,17 @@ def test_shop_console_lists_and_replies(client: TestClient, shop: dict) -> None:
         "抱歉，已为您换新"
     ]
     assert csrf_of(client.get("/").text)
+
+
+def test_reply_with_a_broken_shop_field_is_refused(client: TestClient, shop: dict) -> None:
+    """The reply form's hidden ``shop`` must be a plain id: "²" (a digit to str.isdigit, not to
+    int) or any other mangled value is a 422, not a 500, and no reply is saved."""
+    review = api_review(client, shop, "buyer1", RATINGS)
+    token = sign_in(client, "merchant1")
+    for bad in ("²", "0", "-1", "x1", str(2**63)):
+        response = client.post(
+            f"/console/reviews/{review['id']}/reply", data={"_csrf_token": token, "shop": bad, "text": "谢谢"}
+        )
+        assert response.status_code == 422, (bad, response.text)
+        assert "Please check what you entered" in response.text
+    assert [r["reply"] for r in reviews_of(client, shop)] == [None]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.exc import IntegrityError
 
 from tests.helpers import make_settings
@@ -403,6 +404,53 @@ def test_shop_replies_once_and_edits(db_url: str, tmp_path: Path) -> None:
                 )
             assert (await review_rows(w))[0].reply_text == "已为您补发一件大一码"
             assert len(await events_of(w, "reviews.replied")) == 2
+        finally:
+            await w.engine.dispose()  # type: ignore[attr-defined]
+
+    run(scenario())
+
+
+def test_two_replies_racing_make_one_first_reply_and_one_edit(db_url: str, tmp_path: Path) -> None:
+    """The second reply reads the review before the first commits, then waits for its row (on
+    SQLite for the write lock): the one UPDATE decides on the committed row, so it is an edit, and
+    what it returns is the row as written, not the copy it read first. The reply reads the
+    review once and writes it once."""
+
+    async def scenario() -> None:
+        settings = make_settings(db_url, tmp_path)
+        w = await build(db_url, buyers=1)
+        try:
+            order_id, line_id = await completed(w, 0, "o1")
+            review = await post(w, settings, 0, order_id, line_id, rating(2))
+            first_at = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
+            second_at = first_at + dt.timedelta(minutes=1)
+
+            async def second_reply():  # type: ignore[no-untyped-def]
+                async with transaction(w.sessionmaker) as s:
+                    return await service.reply(s, w.merchants[0], review.id, ReplyIn(text="二"), second_at)
+
+            statements: list[str] = []
+
+            def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+                statements.append(" ".join(statement.split()))
+
+            async with transaction(w.sessionmaker) as first:
+                event.listen(w.engine.sync_engine, "before_cursor_execute", seen)  # type: ignore[attr-defined]
+                await service.reply(first, w.merchants[0], review.id, ReplyIn(text="一"), first_at)
+                event.remove(w.engine.sync_engine, "before_cursor_execute", seen)  # type: ignore[attr-defined]
+                racing = asyncio.create_task(second_reply())
+                await asyncio.sleep(0.5)
+                assert not racing.done()  # waiting on the first one's row (or the write lock)
+            out = await racing
+            assert out.reply is not None and (out.reply.text, out.reply.replied_at, out.reply.edited_at) == (
+                "二", first_at, second_at,
+            )  # fmt: skip
+            (row,) = await review_rows(w)
+            assert (row.reply_text, row.replied_at, row.reply_edited_at) == ("二", first_at, second_at)
+            assert [e["first_reply"] for e in await events_of(w, "reviews.replied")] == [True, False]
+            reads = [q for q in statements if re.match(r"SELECT .* FROM reviews\b", q)]
+            writes = [q for q in statements if re.match(r"UPDATE reviews\b", q)]
+            assert (len(reads), len(writes)) == (1, 1), statements
         finally:
             await w.engine.dispose()  # type: ignore[attr-defined]
 

@@ -825,3 +825,19 @@ async def release_stock(session: AsyncSession, sku_id: int, quantity: int) -> No
 async def lock_stock(session: AsyncSession, sku_ids: list[int]) -> dict[int, int]:
     """For batched checkout: read and lock available stock; take it with ``reserve_stock``."""
     return await repo.lock_stock(session, sku_ids)
+
+
+# --- for other domains: is a product visible? -------------------------------------------------
+
+
+async def require_visible_product(session: AsyncSession, viewer: Principal | None, product_id: int) -> None:
+    """404 unless ``viewer`` may see the product, by ``product_detail``'s rules (published in an
+    active shop; otherwise its shop's staff and ops), reading only the product and shop rows: for
+    lists about a product (its reviews) that do not show the product itself."""
+    product = await repo.get_product(session, product_id)
+    shop = await repo.get_shop(session, product.shop_id) if product is not None else None
+    if product is None or shop is None:
+        raise NotFound(f"product {product_id} not found", code="product_not_found")
+    visible = product.status == ProductStatus.published and shop.status == "active"
+    if not visible and not (viewer and viewer.is_ops) and not await _can_manage(session, viewer, shop.id):
+        raise NotFound(f"product {product_id} not found", code="product_not_found")

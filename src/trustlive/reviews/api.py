@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-import msgspec
 from litestar import Request, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.params import Parameter
@@ -17,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustlive.accounts.service import Principal
 from trustlive.catalog.service import Upload
 from trustlive.config import Settings
-from trustlive.errors import BadRequest, UnsupportedMediaType, from_msgspec
+from trustlive.errors import UnsupportedMediaType
 from trustlive.reviews import service
 from trustlive.reviews.schemas import RatingsOut, ReplyIn, ReviewIn, ReviewOut, ReviewPage, ReviewPatch
-from trustlive.web.forms import parse
-from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, before_id, encode_cursor
+from trustlive.web.forms import parse, text, to_upload
+from trustlive.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, before_id, trim_page
 from trustlive.web.policy import public, signed_in
+from trustlive.web.validation import decode_strict
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
@@ -30,9 +30,11 @@ Filter = Annotated[str, Parameter(max_length=20)]
 S = TypeVar("S", ReviewIn, ReviewPatch)
 
 
-async def read_upload(file: UploadFile, max_bytes: int) -> Upload:
-    # One byte past the limit is enough to refuse; a huge file is never read whole.
-    return Upload(file.filename or "upload", file.content_type or "", await file.read(max_bytes + 1))
+async def read_photos(parts: Any, max_bytes: int) -> list[Upload]:
+    """The files of a form's ``photos`` input (one part or a list of them; an empty file input
+    still sends one part with no name: skipped). The service decides how many may come."""
+    parts = parts if isinstance(parts, list) else [parts] if parts is not None else []
+    return [await to_upload(p, max_bytes) for p in parts if isinstance(p, UploadFile) and p.filename]
 
 
 async def _review_body(
@@ -41,31 +43,19 @@ async def _review_body(
     """The review fields, strictly typed, and the photos: from JSON, or from a multipart form."""
     kind = request.content_type[0]
     if kind == "application/json":
-        try:
-            return msgspec.json.decode(await request.body(), type=struct, strict=True), []
-        except msgspec.ValidationError as exc:
-            raise from_msgspec(exc) from None
-        except msgspec.DecodeError:
-            raise BadRequest("body: not valid JSON", field="body", code="malformed_json") from None
+        return decode_strict(await request.body(), struct), []
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise UnsupportedMediaType("send JSON, or a form (multipart/form-data with the photos)")
     form = await request.form()
-    files = (
-        [f for f in form.getall("photos") if isinstance(f, UploadFile) and f.filename]
-        if "photos" in form
-        else []
-    )
-    fields = {k: v for k, v in form.items() if k in struct.__struct_fields__ and isinstance(v, str)}
+    fields: dict[str, Any] = {
+        k: text(form, k) for k in struct.__struct_fields__ if isinstance(form.get(k), str)
+    }
     if "clear_photos" in fields:
-        fields["clear_photos"] = fields["clear_photos"].lower() in ("1", "true", "on", "yes")  # type: ignore[assignment]
+        fields["clear_photos"] = fields["clear_photos"].lower() in ("1", "true", "on", "yes")
     data = parse(struct, fields)
-    return data, [await read_upload(f, settings.max_upload_bytes) for f in files]
-
-
-def _page(items: list[ReviewOut], limit: int) -> ReviewPage:
-    more = len(items) > limit
-    items = items[:limit]
-    return ReviewPage(items, encode_cursor({"before": items[-1].id}) if more else None)
+    return data, await read_photos(
+        form.getall("photos") if "photos" in form else None, settings.max_upload_bytes
+    )
 
 
 @post("/orders/{order_id:int}/lines/{line_id:int}/review", status_code=201, tags=["reviews"], **signed_in())
@@ -110,7 +100,7 @@ async def product_reviews(
     items = await service.list_product_reviews(
         db, viewer, product_id, filter=filter, before_id=before_id(cursor), limit=limit + 1
     )
-    return _page(items, limit)
+    return ReviewPage(*trim_page(items, limit))
 
 
 @get("/products/{product_id:int}/ratings", tags=["reviews"], **public())
@@ -130,7 +120,7 @@ async def shop_reviews(
     items = await service.list_shop_reviews(
         db, me, shop_id, filter=filter, before_id=before_id(cursor), limit=limit + 1
     )
-    return _page(items, limit)
+    return ReviewPage(*trim_page(items, limit))
 
 
 routes = [post_review, edit_review, reply, product_reviews, product_ratings, shop_reviews]

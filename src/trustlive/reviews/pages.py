@@ -11,24 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import get, post
-from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
-from trustlive.catalog import service as catalog
 from trustlive.config import Settings
-from trustlive.errors import DomainError, FieldError, Forbidden, ValidationFailed
+from trustlive.errors import DomainError, FieldError, ValidationFailed
 from trustlive.reviews import service
-from trustlive.reviews.api import read_upload
+from trustlive.reviews.api import read_photos
 from trustlive.reviews.schemas import ReplyIn, ReviewIn, ReviewPatch
-from trustlive.web.forms import bad_fields, checked, fixable, parse, safe_next, text
+from trustlive.web.console import my_shops, pick_shop
+from trustlive.web.forms import bad_fields, checked, fixable, integer, parse, safe_next, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import public, signed_in
+from trustlive.web.validation import MAX_ID
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
@@ -36,21 +37,14 @@ Cursor = Annotated[str | None, Parameter(max_length=200)]
 Short = Annotated[str, Parameter(max_length=200)]
 
 PAGE_SIZE = 20
-MAX_ID = 2**62
 
-# The three ratings, in the order the forms ask for them.
-RATINGS = (
-    ("rating_product", N_("Product")),
-    ("rating_logistics", N_("Logistics")),
-    ("rating_service", N_("Service")),
-)
-PRODUCT_FILTERS = (("", N_("All")), ("photos", N_("With photos")), ("low", N_("Low ratings")))
-SHOP_FILTERS = (
-    ("", N_("All")),
-    ("unreplied", N_("Not replied")),
-    ("low", N_("Low ratings")),
-    ("photos", N_("With photos")),
-)
+RATINGS = service.RATINGS
+# The chips' labels for the service's filters (the service owns the keys and checks them).
+FILTER_LABELS = {
+    "": N_("All"), "photos": N_("With photos"), "low": N_("Low ratings"), "unreplied": N_("Not replied")
+}  # fmt: skip
+PRODUCT_FILTERS = tuple((key, FILTER_LABELS[key]) for key in service.PRODUCT_FILTERS)
+SHOP_FILTERS = tuple((key, FILTER_LABELS[key]) for key in service.SHOP_FILTERS)
 
 # What the pages say for the service's refusals (the JSON API keeps the service's English).
 ERROR_TEXT = {
@@ -81,12 +75,6 @@ def _fixable(err: DomainError) -> DomainError:
     return fixable(_readable(err))
 
 
-def _filter_chips(chosen: str, choices: tuple[tuple[str, str], ...]) -> str:
-    if chosen not in {key for key, _ in choices}:
-        raise _readable(ValidationFailed("filter: no such filter", field="filter", code="bad_filter"))
-    return chosen
-
-
 # --- a product's reviews ----------------------------------------------------------------------
 
 
@@ -95,17 +83,19 @@ async def product_reviews_page(
     product_id: int, db: AsyncSession, viewer: Principal | None, filter: Short = "", cursor: Cursor = None
 ) -> Template:
     """All of a product's reviews, newest first, with photos or low ratings only on request."""
-    chosen = _filter_chips(filter, PRODUCT_FILTERS)
-    product, ratings, items = await service.product_review_page(
-        db, viewer, product_id, filter=chosen, before_id=before_id(cursor), limit=PAGE_SIZE + 1
-    )
+    try:
+        product, ratings, items = await service.product_review_page(
+            db, viewer, product_id, filter=filter, before_id=before_id(cursor), limit=PAGE_SIZE + 1
+        )
+    except DomainError as err:
+        raise _readable(err) from None
     reviews, next_cursor = trim_page(items, PAGE_SIZE)
     context = {
         "product": product,
         "ratings": ratings,
         "items": reviews,
         "next_cursor": next_cursor,
-        "filter": chosen,
+        "filter": filter,
         "filters": PRODUCT_FILTERS,
     }
     return Template("reviews/product_reviews.html", context=context)
@@ -114,33 +104,51 @@ async def product_reviews_page(
 # --- the buyer's review form ------------------------------------------------------------------
 
 
-def _review_fields(form: dict[str, str], *, editing: bool) -> dict[str, Any]:
-    """The typed ratings and text; errors name the field, in the reader's language."""
-    fields: dict[str, Any] = {}
-    problems = []
-    for name, label in RATINGS:
-        raw = form[name]
-        if raw in ("1", "2", "3", "4", "5"):
-            fields[name] = int(raw)
-        elif raw or not editing:
-            problems.append(
-                FieldError(name, gettext("Rate %(what)s from 1 to 5 stars.") % {"what": gettext(label)})
-            )
-    if len(form["text"]) > service.MAX_TEXT:
-        message = gettext("Keep the review to %(n)s characters (it has %(len)s).") % {
-            "n": service.MAX_TEXT, "len": len(form["text"])}  # fmt: skip
-        problems.append(FieldError("text", message))
-    if problems:
-        raise ValidationFailed(problems[0].message, fields=problems)
+def _review_data(form: dict[str, str], data: dict[str, Any], *, editing: bool) -> ReviewIn | ReviewPatch:
+    """The form as the API's struct (an edit leaves out the ratings not chosen). The struct's rules
+    decide; when they refuse, every field they refuse is marked, in the page's words."""
+    struct: type[ReviewIn | ReviewPatch] = ReviewPatch if editing else ReviewIn
+    fields: dict[str, Any] = {name: form[name] for name, _ in RATINGS if form[name] or not editing}
     fields["text"] = form["text"]
-    return fields
+    if editing:
+        fields["clear_photos"] = checked(data, "clear_photos")
+    try:
+        return parse(struct, fields)
+    except ValidationFailed as err:
+        rules = {f.name: f.type for f in msgspec.structs.fields(struct)}
+        problems = [FieldError(name, _field_text(name, form)) for name, value in fields.items()
+                    if not _fits(value, rules[name])]  # fmt: skip
+        if not problems:
+            raise
+        raise ValidationFailed(problems[0].message, fields=problems) from err
 
 
-def _files(data: dict[str, Any]) -> list[UploadFile]:
-    """The chosen photos (an empty file input still sends one part with no name: skipped)."""
-    raw = data.get("photos")
-    parts = raw if isinstance(raw, list) else [raw] if raw is not None else []
-    return [p for p in parts if isinstance(p, UploadFile) and p.filename]
+def _fits(value: Any, rule: Any) -> bool:
+    try:
+        msgspec.convert(value, rule, strict=False)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _field_text(name: str, form: dict[str, str]) -> str:
+    """What the review form says about a refused field, in the reader's language."""
+    if name == "text":
+        return gettext("Keep the review to %(n)s characters (it has %(len)s).") % {
+            "n": service.MAX_TEXT, "len": len(form["text"])}  # fmt: skip
+    return gettext("Rate %(what)s from 1 to 5 stars.") % {"what": gettext(dict(RATINGS)[name])}
+
+
+def _reply_data(typed: str) -> ReplyIn:
+    """The reply as the API's struct; its rule (1 to 500 characters) refuses in the page's words."""
+    try:
+        return parse(ReplyIn, {"text": typed})
+    except ValidationFailed:
+        if typed:
+            message = gettext("Keep the reply to %(n)s characters.") % {"n": service.MAX_TEXT}
+        else:
+            message = gettext("Write your reply first.")
+        raise ValidationFailed(message, field="text") from None
 
 
 async def _form_page(db: AsyncSession, me: Principal, order_id: int, line_id: int, **extra: Any) -> Template:
@@ -177,24 +185,15 @@ async def post_review(
     order_id: int, line_id: int, data: Multipart, db: AsyncSession, me: Principal, settings: Settings
 ) -> Template | Redirect:
     """Post (``mode`` new, from the order page or the form page) or edit (``mode`` edit) a review."""
-    form = {
-        name: text(data, name)
-        for name in ("rating_product", "rating_logistics", "rating_service", "text", "mode")
-    }
+    form = {name: text(data, name) for name in (*(name for name, _ in RATINGS), "text", "mode")}
     editing = form["mode"] == "edit"
     try:
-        fields = _review_fields(form, editing=editing)
-        files = _files(data)
-        if len(files) > service.MAX_PHOTOS:
-            raise ValidationFailed(
-                f"photos: at most {service.MAX_PHOTOS}", field="photos", code="too_many_photos"
-            )
-        photos = [await read_upload(f, settings.max_upload_bytes) for f in files]
-        if editing:
-            patch = parse(ReviewPatch, {**fields, "clear_photos": checked(data, "clear_photos")})
-            await service.edit_review(db, me, order_id, line_id, patch, photos, settings)
+        review = _review_data(form, data, editing=editing)
+        photos = await read_photos(data.get("photos"), settings.max_upload_bytes)
+        if isinstance(review, ReviewPatch):
+            await service.edit_review(db, me, order_id, line_id, review, photos, settings)
         else:
-            await service.post_review(db, me, order_id, line_id, parse(ReviewIn, fields), photos, settings)
+            await service.post_review(db, me, order_id, line_id, review, photos, settings)
     except DomainError as err:
         await db.rollback()
         _fixable(err)
@@ -216,23 +215,16 @@ async def _console_page(
     cursor: str | None = None,
     **extra: Any,
 ) -> Template | Redirect:
-    shops = await catalog.shops_of(db, me)
+    shops = await my_shops(db, me)
     if not shops:
-        if not me.has("merchant"):
-            raise Forbidden(
-                gettext("The shop console is for merchants and shop staff."), code="not_shop_staff"
-            )
         return Redirect("/console", status_code=303)  # open a shop first
-    if shop_id is None:
-        shop = next((s for s in shops if s.owner_id == me.id), shops[0])
-    else:
-        shop = next((s for s in shops if s.id == shop_id), None)
-        if shop is None:
-            raise Forbidden(gettext("this is not your shop"), code="not_your_shop")
-    chosen = _filter_chips(filter, SHOP_FILTERS)
-    items = await service.list_shop_reviews(
-        db, me, shop.id, filter=chosen, before_id=before_id(cursor), limit=PAGE_SIZE + 1
-    )
+    shop = pick_shop(shops, me, shop_id)
+    try:
+        items = await service.list_shop_reviews(
+            db, me, shop.id, filter=filter, before_id=before_id(cursor), limit=PAGE_SIZE + 1
+        )
+    except DomainError as err:
+        raise _readable(err) from None
     reviews, next_cursor = trim_page(items, PAGE_SIZE)
     status = extra.pop("status_code", 200)
     context = {
@@ -241,7 +233,7 @@ async def _console_page(
         "section_url": "/console/reviews",
         "items": reviews,
         "next_cursor": next_cursor,
-        "filter": chosen,
+        "filter": filter,
         "filters": SHOP_FILTERS,
         "ratings": RATINGS,
         "max_text": service.MAX_TEXT,
@@ -268,25 +260,21 @@ async def console_reviews(
 async def reply(review_id: int, data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
     """The shop's reply (or its edit); back to where the form was (the console list, the order)."""
     form = {name: text(data, name) for name in ("text", "shop", "filter", "next")}
-    shop_id = int(form["shop"]) if form["shop"].isdigit() and 0 < int(form["shop"]) < MAX_ID else None
+    shop_id = integer(form, "shop", minimum=1, maximum=MAX_ID) if form["shop"] else None
+    # Back to the list the shop was working through (an unknown filter: the whole list).
+    back_to = form["filter"] if form["filter"] in service.SHOP_FILTERS else ""
     try:
-        if not form["text"]:
-            raise ValidationFailed(gettext("Write your reply first."), field="text")
-        if len(form["text"]) > service.MAX_TEXT:
-            raise ValidationFailed(
-                gettext("Keep the reply to %(n)s characters.") % {"n": service.MAX_TEXT}, field="text"
-            )
-        await service.reply(db, me, review_id, parse(ReplyIn, {"text": form["text"]}))
+        await service.reply(db, me, review_id, _reply_data(form["text"]))
     except DomainError as err:
         await db.rollback()
         _fixable(err)
         return await _console_page(
-            db, me, shop_id, form["filter"] if form["filter"] in dict(SHOP_FILTERS) else "", error=err,
-            error_review=review_id, typed=form["text"], status_code=err.status_code,
+            db, me, shop_id, back_to, error=err, error_review=review_id, typed=form["text"],
+            status_code=err.status_code,
         )  # fmt: skip
     query = f"shop={shop_id}&" if shop_id else ""
-    if form["filter"] in dict(SHOP_FILTERS) and form["filter"]:
-        query += f"filter={form['filter']}&"  # back to the list the shop was working through
+    if back_to:
+        query += f"filter={back_to}&"
     default = f"/console/reviews?{query}saved={review_id}#review-{review_id}"
     return Redirect(safe_next(form["next"], default), status_code=303)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.reviews.models import Review, ReviewPhoto
@@ -22,7 +22,6 @@ _FILTERS: dict[str, Any] = {
     ),
     "unreplied": Review.reply_text.is_(None),
 }
-FILTERS = frozenset(_FILTERS)
 
 
 async def get_review(session: AsyncSession, review_id: int) -> Review | None:
@@ -96,22 +95,25 @@ async def rating_groups(session: AsyncSession, product_id: int) -> list[Any]:
 
 
 async def set_reply(
-    session: AsyncSession, review_id: int, text: str, actor_id: int, now: dt.datetime
+    session: AsyncSession, review: Review, text: str, actor_id: int, now: dt.datetime
 ) -> bool:
-    """Write the shop's reply; True when it is the first one. One conditional UPDATE each way,
-    so two staff replying at once make one first reply and one edit, never two first replies."""
-    first = await session.execute(
+    """Write the shop's reply; True when it is the first one. One UPDATE decides on the row as the
+    database holds it (a first reply sets ``replied_at``, a later one ``reply_edited_at``), so two
+    staff replying at once make one first reply and one edit, never two first replies. Its
+    RETURNING brings ``review`` up to date: no second read."""
+    first = Review.reply_text.is_(None)
+    at = literal(now, Review.replied_at.type)
+    stmt = (
         update(Review)
-        .where(Review.id == review_id, Review.reply_text.is_(None))
-        .values(reply_text=text, reply_by_id=actor_id, replied_at=now)
-        .execution_options(synchronize_session=False)
+        .where(Review.id == review.id)
+        .values(
+            reply_text=text,
+            reply_by_id=actor_id,
+            replied_at=case((first, at), else_=Review.replied_at),
+            reply_edited_at=case((first, Review.reply_edited_at), else_=at),
+        )
+        .returning(Review)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if first.rowcount == 1:
-        return True
-    await session.execute(
-        update(Review)
-        .where(Review.id == review_id)
-        .values(reply_text=text, reply_by_id=actor_id, reply_edited_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return False
+    await session.scalar(stmt)
+    return review.reply_edited_at is None  # a reply that was never edited is the first one

@@ -21,11 +21,10 @@ from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
 from trustlive.config import Settings
 from trustlive.db import add_once, utcnow
-from trustlive.errors import Conflict, Forbidden, NotFound, ValidationFailed, validated
+from trustlive.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed, validated
 from trustlive.orders import service as orders
 from trustlive.reviews import repository as repo
 from trustlive.reviews.models import MAX_PHOTOS, MAX_TEXT, Review, ReviewPhoto
-from trustlive.reviews.repository import FILTERS
 from trustlive.reviews.schemas import (
     PhotoOut,
     RatingsOut,
@@ -38,8 +37,18 @@ from trustlive.reviews.schemas import (
 
 REVIEWABLE = frozenset({"completed", "settled"})  # receipt confirmed: the buyer has the goods
 LATEST_ON_PRODUCT_PAGE = 3
-PRODUCT_FILTERS = ("", "photos", "low")
-SHOP_FILTERS = ("", "unreplied", "low", "photos")
+# The three ratings, in the order forms ask for them, with their names (translated by pages).
+RATINGS = (
+    ("rating_product", N_("Product")),
+    ("rating_logistics", N_("Logistics")),
+    ("rating_service", N_("Service")),
+)
+# The lists' filters, in the order pages offer them: what a caller sends -> the repository's
+# filters. On a product a review is low by its product rating; a shop sees any low rating.
+PRODUCT_FILTERS: dict[str, tuple[str, ...]] = {"": (), "photos": ("photos",), "low": ("low",)}
+SHOP_FILTERS: dict[str, tuple[str, ...]] = {
+    "": (), "unreplied": ("unreplied",), "low": ("low_any",), "photos": ("photos",)
+}  # fmt: skip
 
 
 # Other domains' shapes, through their services (a domain imports only services).
@@ -223,8 +232,7 @@ async def reply(
     if not await catalog.is_shop_member(session, actor, review.shop_id):
         raise Forbidden("only the shop that sold this item can reply", code="not_your_shop")
     now = now or utcnow()
-    first = await repo.set_reply(session, review.id, text, actor.id, now)
-    await session.refresh(review)
+    first = await repo.set_reply(session, review, text, actor.id, now)
     events.record(session, "reviews.replied", {
         "review_id": review.id, "product_id": review.product_id, "shop_id": review.shop_id,
         "order_id": review.order_id, "rating_product": review.rating_product,
@@ -287,15 +295,15 @@ async def ratings(session: AsyncSession, product_id: int) -> RatingsOut:
 
 async def product_ratings(session: AsyncSession, viewer: Principal | None, product_id: int) -> RatingsOut:
     """For the API: 404 when the product is not visible to the viewer (as its page)."""
-    await catalog.product_detail(session, viewer, product_id)
+    await catalog.require_visible_product(session, viewer, product_id)
     return await ratings(session, product_id)
 
 
-def _filters(name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+def _filters(name: str, allowed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     if name not in allowed:
         choices = ", ".join(f for f in allowed if f)
         raise ValidationFailed(f"filter: one of {choices}, or none", field="filter", code="bad_filter")
-    return (name,) if name else ()
+    return allowed[name]
 
 
 async def list_product_reviews(
@@ -304,14 +312,18 @@ async def list_product_reviews(
 ) -> list[ReviewOut]:  # fmt: skip
     """A product's reviews, newest first; ``filter`` "photos" (with photos) or "low" (product
     rating 1-2). 404 when the product is not visible to the viewer."""
-    return (await product_review_page(session, viewer, product_id, filter=filter, before_id=before_id,
-                                      limit=limit, with_ratings=False))[2]  # fmt: skip
+    wanted = _filters(filter, PRODUCT_FILTERS)
+    await catalog.require_visible_product(session, viewer, product_id)
+    found = await repo.list_reviews(
+        session, product_id=product_id, filters=wanted, before_id=before_id, limit=limit
+    )
+    return await _outs(session, found, private=False)
 
 
 async def product_review_page(
     session: AsyncSession, viewer: Principal | None, product_id: int, *, filter: str = "",
-    before_id: int | None, limit: int, with_ratings: bool = True,
-) -> tuple[ProductOut, RatingsOut | None, list[ReviewOut]]:  # fmt: skip
+    before_id: int | None, limit: int,
+) -> tuple[ProductOut, RatingsOut, list[ReviewOut]]:  # fmt: skip
     """The "all reviews" page: the product (404 unless the viewer may see it), its ratings and
     one page of its reviews."""
     wanted = _filters(filter, PRODUCT_FILTERS)
@@ -319,8 +331,7 @@ async def product_review_page(
     found = await repo.list_reviews(
         session, product_id=product_id, filters=wanted, before_id=before_id, limit=limit
     )
-    figures = await ratings(session, product_id) if with_ratings else None
-    return product, figures, await _outs(session, found, private=False)
+    return product, await ratings(session, product_id), await _outs(session, found, private=False)
 
 
 async def list_shop_reviews(
@@ -332,9 +343,9 @@ async def list_shop_reviews(
     wanted = _filters(filter, SHOP_FILTERS)
     if not actor.is_ops:
         await catalog.require_shop_member(session, actor, shop_id)
-    names = tuple("low_any" if f == "low" else f for f in wanted)
-    assert set(names) <= FILTERS
-    found = await repo.list_reviews(session, shop_id=shop_id, filters=names, before_id=before_id, limit=limit)
+    found = await repo.list_reviews(
+        session, shop_id=shop_id, filters=wanted, before_id=before_id, limit=limit
+    )
     return await _outs(session, found, private=True)
 
 
@@ -367,6 +378,7 @@ class OrderPanel:
     can_reply: bool  # the viewer works for the shop
     max_text: int = MAX_TEXT
     max_photos: int = MAX_PHOTOS
+    ratings: tuple[tuple[str, str], ...] = RATINGS
 
 
 async def order_panel(session: AsyncSession, viewer: Principal, order: OrderOut) -> OrderPanel | None:

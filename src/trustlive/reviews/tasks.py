@@ -1,20 +1,7 @@
-"""Deadline sweepers of the reviews domain.
+"""Deadline sweepers of the reviews domain: none, so the app schedules no reviews job.
 
-Reviews have one deadline, the edit window (``reviews.edit_until``), and nothing happens when it
-passes: an edit after it is simply refused. So there is nothing to sweep.
+Reviews have one deadline, the edit window (``reviews.edit_until``, fixed when a review is
+posted), and nothing happens when it passes: ``service.edit_review`` compares it with the time
+of the edit and refuses a late one. There is nothing to sweep. The file stays because every
+domain has the same files.
 """
-
-from __future__ import annotations
-
-import datetime as dt
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from trustlive.config import Settings
-
-
-async def run_once(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: dt.datetime | None = None
-) -> dict[str, int]:
-    """One pass of every due deadline of this domain (the scheduler's job): none."""
-    return {}
