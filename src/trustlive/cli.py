@@ -53,6 +53,8 @@ def serve(
         console.print(
             "[yellow]Without TRUSTLIVE_REDIS_URL each worker only sees its own live-room events.[/]"
         )
+    from trustlive.live.wire import uvicorn_ws_options
+
     uvicorn.run(
         "trustlive.app:create_app",
         factory=True,
@@ -62,6 +64,7 @@ def serve(
         reload=reload,
         log_level="info",
         proxy_headers=True,
+        **uvicorn_ws_options(),  # live rooms: frames written once per room, no per-viewer deflate
     )
 
 

@@ -1,0 +1,1 @@
+"""Live rooms: sessions, comments, pins and flash sales (domain) and the real-time hub."""
