@@ -45,6 +45,12 @@ from trustlive.fulfillment.tracking import Tracker, get_tracker
 from trustlive.ledger import api as ledger_api
 from trustlive.ledger import pages as ledger_pages
 from trustlive.ledger import tasks as ledger_tasks
+from trustlive.live import api as live_api
+from trustlive.live import pages as live_pages
+from trustlive.live import service as live
+from trustlive.live import tasks as live_tasks
+from trustlive.live.handler import MODERATION, CommentWriter, ModerationNotices, RoomHandler
+from trustlive.live.hub import Hub
 from trustlive.orders import api as orders_api
 from trustlive.orders import pages as orders_pages
 from trustlive.orders import service as orders
@@ -118,6 +124,10 @@ def provide_tracker(state: State) -> Tracker:
     return state.tracker
 
 
+def provide_live_hub(state: State) -> Hub:
+    return state.live_hub
+
+
 def build_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Scheduler:
     """Every domain's deadline sweepers, in lifecycle order: the app runs them every
     ``task_interval_seconds``; ``trustlive tasks run`` runs them once (for cron)."""
@@ -129,6 +139,7 @@ def build_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Se
     scheduler.add("fulfillment", lambda: fulfillment_tasks.run_once(sessionmaker, settings))
     scheduler.add("aftersales", lambda: aftersales_tasks.run_once(sessionmaker, settings))
     scheduler.add("care", lambda: care_tasks.run_once(sessionmaker, settings))
+    scheduler.add("live", lambda: live_tasks.run_once(sessionmaker, settings))
     return scheduler
 
 
@@ -186,6 +197,19 @@ def create_app(
         app.state.checkout_batcher = orders.CheckoutBatcher(sessionmaker, app.state.order_policy)
         scheduler = build_scheduler(sessionmaker, settings)
         app.state.scheduler = scheduler
+        app.state.live_hub = Hub.from_settings(settings, redis)
+        await app.state.live_hub.start()
+        # The live domain: comments buffered and written about once a second, the hub's handler,
+        # and the events that reach the rooms after commit (docs/live.md).
+        MODERATION.clear()
+        comment_writer = CommentWriter(sessionmaker)
+        writing = asyncio.create_task(comment_writer.run_forever())
+        app.state.live_handler = RoomHandler(sessionmaker, settings, comment_writer, hub=app.state.live_hub)
+        notices = ModerationNotices(app.state.live_hub, redis)
+        listening = asyncio.create_task(notices.run_forever()) if redis is not None else None
+        for topic, handler in live.hub_subscribers(app.state.live_hub, notices.publish).items():
+            bus.subscribe(topic, handler)
+        bus.subscribe("orders.cancelled", live.on_order_cancelled)
         sweeping = (
             asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None
         )
@@ -193,6 +217,12 @@ def create_app(
             with _server_gc():
                 yield
         finally:
+            await app.state.live_hub.stop()
+            await comment_writer.stop()
+            await writing
+            if listening is not None:
+                notices.stop()
+                await listening
             await app.state.checkout_batcher.stop()
             if sweeping is not None:
                 scheduler.stop()
@@ -224,6 +254,7 @@ def create_app(
                     *aftersales_api.routes,
                     *reviews_api.routes,
                     *care_api.routes,
+                    *live_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -236,6 +267,7 @@ def create_app(
             *aftersales_pages.routes,
             *reviews_pages.routes,
             *care_pages.routes,
+            *live_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],
@@ -249,6 +281,7 @@ def create_app(
             "order_policy": Provide(provide_order_policy, sync_to_thread=False),
             "checkout_batcher": Provide(provide_checkout_batcher, sync_to_thread=False),
             "tracker": Provide(provide_tracker, sync_to_thread=False),
+            "live_hub": Provide(provide_live_hub, sync_to_thread=False),
         },
         middleware=[
             DefineMiddleware(LocaleMiddleware, default=settings.default_locale),

@@ -39,6 +39,19 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _rate(name: str, default: str) -> str:
+    """A rate written "N/Ss" (N at once, refilled over S seconds), e.g. 3/6s."""
+    import re
+
+    value = _env(name, default) or default
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", value)
+    if not found or int(found.group(1)) < 1 or float(found.group(2)) <= 0:
+        raise SystemExit(
+            f"TRUSTLIVE_{name} must look like 3/6s (3 at once, refilled over 6 s), got {value!r}"
+        )
+    return value
+
+
 def _load_secret(var_dir: Path) -> str:
     """Use TRUSTLIVE_SECRET_KEY, else a key persisted in var/ so sessions survive restarts."""
     explicit = _env("SECRET_KEY")
@@ -94,6 +107,29 @@ class Settings:
     escalation_days: int = 7
     # Reviews: hours after posting during which the buyer may still edit a review.
     review_edit_hours: int = 24
+    # Live rooms, the hub's part (docs/live-protocol.md): comments and counters go out at most
+    # once per live_tick_ms per room, state and purchases once per live_state_tick_ms; at most
+    # live_comment_cap comments and live_purchase_cap purchases shown per frame; a viewer's queue
+    # holds live_queue_frames frames and one lagging over live_slow_limit_s is disconnected;
+    # live_history P0/P1 entries are kept for resuming; live_fanout "naive" is only the
+    # benchmark's baseline.
+    live_tick_ms: int = 100
+    live_state_tick_ms: int = 50
+    live_comment_cap: int = 20
+    live_purchase_cap: int = 10
+    live_queue_frames: int = 32
+    live_slow_limit_s: int = 10
+    live_history: int = 2000
+    live_fanout: str = "batched"
+    # Live rooms, the domain's part (docs/live.md): a comment's length in characters, the
+    # per-user comment rate ("N/Ss": a burst of N, refilled over S seconds), the media server's
+    # URL templates ({key} is the session's stream key, {session} its id), and how long a live
+    # session may go without a heartbeat before the sweeper ends it.
+    live_comment_max_chars: int = 100
+    live_comment_rate: str = "3/6s"
+    live_media_ingest_base: str = "rtmp://127.0.0.1:1935/live/{key}"
+    live_media_playback_base: str = "http://127.0.0.1:8080/hls/{session}.m3u8"
+    live_heartbeat_seconds: int = 300
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -138,6 +174,21 @@ def load_settings() -> Settings:
         return_refund_days=_env_int("RETURN_REFUND_DAYS", 7, minimum=1),
         escalation_days=_env_int("ESCALATION_DAYS", 7, minimum=1),
         review_edit_hours=_env_int("REVIEW_EDIT_HOURS", 24, minimum=0),
+        live_tick_ms=_env_int("LIVE_TICK_MS", 100, minimum=10),
+        live_state_tick_ms=_env_int("LIVE_STATE_TICK_MS", 50, minimum=5),
+        live_comment_cap=_env_int("LIVE_COMMENT_CAP", 20, minimum=1),
+        live_purchase_cap=_env_int("LIVE_PURCHASE_CAP", 10, minimum=1),
+        live_queue_frames=_env_int("LIVE_QUEUE_FRAMES", 32, minimum=2),
+        live_slow_limit_s=_env_int("LIVE_SLOW_LIMIT_S", 10, minimum=1),
+        live_history=_env_int("LIVE_HISTORY", 2000, minimum=10),
+        live_fanout=_choice("LIVE_FANOUT", "batched", ("batched", "naive")),
+        live_comment_max_chars=_env_int("LIVE_COMMENT_MAX_CHARS", 100, minimum=1),
+        live_comment_rate=_rate("LIVE_COMMENT_RATE", "3/6s"),
+        live_media_ingest_base=_env("LIVE_MEDIA_INGEST_BASE", "rtmp://127.0.0.1:1935/live/{key}")
+        or "rtmp://127.0.0.1:1935/live/{key}",
+        live_media_playback_base=_env("LIVE_MEDIA_PLAYBACK_BASE", "http://127.0.0.1:8080/hls/{session}.m3u8")
+        or "http://127.0.0.1:8080/hls/{session}.m3u8",
+        live_heartbeat_seconds=_env_int("LIVE_HEARTBEAT_SECONDS", 300, minimum=10),
         debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
     )
 

@@ -8,6 +8,7 @@ from trustlive.db import Base
 from trustlive.events import OutboxEvent as _outbox  # noqa: F401
 from trustlive.fulfillment import models as _fulfillment  # noqa: F401
 from trustlive.ledger import models as _ledger  # noqa: F401
+from trustlive.live import models as _live  # noqa: F401
 from trustlive.orders import models as _orders  # noqa: F401
 from trustlive.payments import models as _payments  # noqa: F401
 from trustlive.reviews import models as _reviews  # noqa: F401

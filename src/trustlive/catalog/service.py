@@ -703,6 +703,13 @@ async def cards(session: AsyncSession, products: list[Product]) -> list[ProductC
     return out
 
 
+async def product_cards(session: AsyncSession, product_ids: list[int]) -> list[ProductCard]:
+    """Cards of the given products in the given order, leaving out any that do not exist, for
+    other domains' lists (a live session's featured products). Callers filter by ``status``."""
+    found = await repo.products_by_ids(session, list(dict.fromkeys(product_ids)))
+    return await cards(session, [found[i] for i in dict.fromkeys(product_ids) if i in found])
+
+
 async def shop_products(
     session: AsyncSession,
     viewer: Principal | None,

@@ -1,0 +1,552 @@
+"""The live domain's side of a room connection: the hub calls :class:`RoomHandler` for every
+comment, like, join and leave. Everything here is per process and in memory, so the hot path
+never waits for the database:
+
+- :class:`ModerationCache`: each creator's moderators, mutes, bans and blocked words, loaded once
+  and dropped when they change (at once in this process, through the hub in the others; a short
+  time-to-live bounds staleness if a notice is lost);
+- :class:`RateLimiter`: a token bucket per user (``TRUSTLIVE_LIVE_COMMENT_RATE``);
+- :class:`CommentWriter`: a buffer of accepted comments and room counters, written about once a
+  second in one INSERT (and at shutdown), not one transaction per comment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from trustlive.accounts.service import Principal
+from trustlive.config import Settings
+from trustlive.db import transaction, utcnow
+from trustlive.live import repository as repo
+from trustlive.live.models import SessionStatus
+from trustlive.live.protocol import (
+    BANNED,
+    BLOCKED_WORD,
+    MUTED,
+    RATE_LIMITED,
+    SIGN_IN_REQUIRED,
+    Refused,
+    strip_controls,
+)
+
+log = logging.getLogger(__name__)
+
+MODERATION_TTL_S = 2.0  # how stale another process's change can be if its notice is lost
+ROOM_TTL_S = 30.0  # how long "this session is live" is believed without asking again
+
+
+# --- comment ids ------------------------------------------------------------------------------
+
+_EPOCH_S = 1_767_225_600  # 2026-01-01T00:00:00Z
+_TAG_BITS, _SEQ_BITS = 8, 13
+
+
+class CommentIds:
+    """Comment ids made in the process, so the id a room shows is the id the replay stores:
+    seconds since 2026 (32 bits) | a random process tag (8 bits) | a sequence (13 bits). They
+    stay below 2**53, so browsers read them exactly, and grow with time."""
+
+    def __init__(self, tag: int | None = None) -> None:
+        self.tag = (secrets.randbits(_TAG_BITS) if tag is None else tag) & ((1 << _TAG_BITS) - 1)
+        self._second = 0
+        self._seq = 0
+
+    def next(self) -> int:
+        now = int(time.time()) - _EPOCH_S
+        if now > self._second:
+            self._second, self._seq = now, 0
+        else:
+            self._seq += 1
+            if self._seq >= 1 << _SEQ_BITS:  # more than 8,192 this second: borrow the next one
+                self._second, self._seq = self._second + 1, 0
+        return (self._second << (_TAG_BITS + _SEQ_BITS)) | (self.tag << _SEQ_BITS) | self._seq
+
+
+def created_at_of(comment_id: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(_EPOCH_S + (comment_id >> (_TAG_BITS + _SEQ_BITS)), dt.UTC)
+
+
+# --- rate limit -------------------------------------------------------------------------------
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*$")
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"3/6s"`` → (burst 3, refill 3 tokens over 6 s)."""
+    found = _RATE.match(text or "")
+    if not found or int(found.group(1)) < 1 or float(found.group(2)) <= 0:
+        raise ValueError(f"TRUSTLIVE_LIVE_COMMENT_RATE must look like 3/6s, got {text!r}")
+    return int(found.group(1)), float(found.group(2))
+
+
+class RateLimiter:
+    """A token bucket per key: ``burst`` at once, refilled at burst/period tokens per second."""
+
+    def __init__(self, burst: int, period_s: float) -> None:
+        self.burst = burst
+        self.per_second = burst / period_s
+        self._buckets: dict[Any, tuple[float, float]] = {}
+
+    def allow(self, key: Any, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.per_second)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:  # forget full buckets: they would allow anyway
+            full = now - self.burst / self.per_second
+            self._buckets = {k: v for k, v in self._buckets.items() if v[1] > full}
+        return True
+
+
+# --- moderation cache -------------------------------------------------------------------------
+
+
+@dataclass
+class Moderation:
+    moderators: set[int] = field(default_factory=set)
+    mutes: dict[int, dt.datetime] = field(default_factory=dict)
+    bans: set[int] = field(default_factory=set)
+    words: list[str] = field(default_factory=list)
+    loaded: float = 0.0
+
+    def muted_until(self, user_id: int, now: dt.datetime) -> dt.datetime | None:
+        until = self.mutes.get(user_id)
+        return until if until is not None and until > now else None
+
+    def blocked(self, text: str) -> str | None:
+        lowered = text.casefold()
+        return next((w for w in self.words if w in lowered), None)
+
+
+class ModerationCache:
+    """Per process: creator id → :class:`Moderation`, and room (session) id → creator id."""
+
+    def __init__(self, ttl_s: float = MODERATION_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._by_creator: dict[int, Moderation] = {}
+        # session id -> (creator id, status, when read); only live sessions are kept, for
+        # ROOM_TTL_S at most (an end is also announced: ModerationNotices).
+        self._rooms: dict[int, tuple[int, str, float]] = {}
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def invalidate(self, creator_id: int | None = None) -> None:
+        if creator_id is None:
+            self._by_creator.clear()
+        else:
+            self._by_creator.pop(creator_id, None)
+
+    def forget_room(self, room_id: int) -> None:
+        self._rooms.pop(room_id, None)
+
+    def clear(self) -> None:
+        """Forget everything (an app starting: what an earlier app in this process cached may
+        describe another database)."""
+        self._by_creator.clear()
+        self._rooms.clear()
+
+    async def room(
+        self, sessionmaker: async_sessionmaker[AsyncSession], room_id: int
+    ) -> tuple[int, str] | None:
+        cached = self._rooms.get(room_id)
+        if cached is not None and time.monotonic() - cached[2] < ROOM_TTL_S:
+            return cached[0], cached[1]
+        async with sessionmaker() as s:
+            row = await repo.get_session(s, room_id)
+            if row is None:
+                return None
+            found = (row.creator_id, row.status)
+        if found[1] == SessionStatus.live:  # only a live room's answer stays true for a while
+            self._rooms[room_id] = (*found, time.monotonic())
+        else:
+            self._rooms.pop(room_id, None)
+        return found
+
+    async def of(self, sessionmaker: async_sessionmaker[AsyncSession], creator_id: int) -> Moderation:
+        found = self._by_creator.get(creator_id)
+        if found is not None and time.monotonic() - found.loaded < self.ttl_s:
+            return found
+        async with self._locks[creator_id]:  # one load per creator, however many comments wait
+            found = self._by_creator.get(creator_id)
+            if found is not None and time.monotonic() - found.loaded < self.ttl_s:
+                return found
+            async with sessionmaker() as s:
+                data = await repo.moderation_of(s, creator_id, utcnow())
+            found = Moderation(**data, loaded=time.monotonic())
+            self._by_creator[creator_id] = found
+            return found
+
+
+MODERATION = ModerationCache()
+
+
+WRITERS: list[CommentWriter] = []  # the process's running writers (one per app)
+
+
+# --- the comment writer -----------------------------------------------------------------------
+
+
+@dataclass
+class _Counts:
+    entries: int = 0
+    likes: int = 0
+    comments: int = 0
+    viewers: int = 0
+
+
+class CommentWriter:
+    """Accepted comments and room counters, buffered in the process and written every
+    ``interval_s`` in one transaction: one multi-row INSERT for the comments, one UPDATE per room
+    for the counters. A failed write keeps the rows for the next pass (up to ``max_buffer``)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        interval_s: float = 1.0,
+        max_buffer: int = 200_000,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.interval_s = interval_s
+        self.max_buffer = max_buffer
+        self._rows: list[dict[str, Any]] = []
+        self._counts: dict[int, _Counts] = defaultdict(_Counts)
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.written = 0
+        # Rooms whose creator is connected in this process (the console open): their sessions'
+        # heartbeat is refreshed every ``heartbeat_every_s``, so a creator whose console is open
+        # is never taken for gone by the sweeper.
+        self.creators_here: dict[int, int] = defaultdict(int)
+        self.heartbeat_every_s = 30.0
+        self._last_beat = 0.0
+        WRITERS.append(self)
+
+    def add_comment(self, row: dict[str, Any]) -> None:
+        if len(self._rows) >= self.max_buffer:
+            log.warning("live comment buffer full: a comment is kept out of the replay")
+            return
+        self._rows.append(row)
+        self._counts[row["session_id"]].comments += 1
+
+    def add(self, room_id: int, *, entries: int = 0, likes: int = 0, viewers: int = 0) -> None:
+        counts = self._counts[room_id]
+        counts.entries += entries
+        counts.likes += likes
+        counts.viewers = max(counts.viewers, viewers)
+
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    def _beating(self) -> list[int]:
+        now = time.monotonic()
+        if not self.creators_here or now - self._last_beat < self.heartbeat_every_s:
+            return []
+        self._last_beat = now
+        return sorted(room for room, n in self.creators_here.items() if n > 0)
+
+    async def flush(self) -> int:
+        async with self._lock:
+            rows, self._rows = self._rows, []
+            counts, self._counts = self._counts, defaultdict(_Counts)
+            beating = self._beating()
+            if not rows and not counts and not beating:
+                return 0
+            try:
+                async with transaction(self.sessionmaker) as s:
+                    await repo.insert_comments(s, rows)
+                    for room_id in beating:
+                        await repo.heartbeat(s, room_id, utcnow())
+                    for room_id in sorted(counts):
+                        c = counts[room_id]
+                        await repo.add_counters(
+                            s, room_id, entries=c.entries, likes=c.likes, comments=c.comments,
+                            viewers=c.viewers,
+                        )  # fmt: skip
+            except Exception:
+                log.exception("writing %d live comments failed; kept for the next pass", len(rows))
+                self._rows[:0] = rows[: self.max_buffer - len(self._rows)]
+                for room_id, c in counts.items():
+                    mine = self._counts[room_id]
+                    mine.entries += c.entries
+                    mine.likes += c.likes
+                    mine.comments += c.comments
+                    mine.viewers = max(mine.viewers, c.viewers)
+                return 0
+            self.written += len(rows)
+            return len(rows)
+
+    async def run_forever(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die
+                log.exception("live comment writer pass failed")
+
+    async def stop(self) -> None:
+        """Stop between passes, then write what is left."""
+        self._stopping = True
+        self._wake.set()
+        await self.flush()
+        if self in WRITERS:
+            WRITERS.remove(self)
+
+
+def delete_pending(session_id: int, comment_id: int, by_id: int, now: dt.datetime) -> bool:
+    """Mark a comment still in a writer's buffer as deleted; False when none holds it."""
+    for writer in WRITERS:
+        for row in writer._rows:
+            if row["id"] == comment_id and row["session_id"] == session_id:
+                row["deleted_at"], row["deleted_by_id"] = now, by_id
+                return True
+    return False
+
+
+# --- the hub handler --------------------------------------------------------------------------
+
+
+def mask_name(name: str) -> str:
+    """A buyer's display name shortened for privacy: 王芳 → 王**."""
+    name = (name or "").strip()
+    return (name[0] + "**") if name else "**"
+
+
+class RoomHandler:
+    """What the hub calls for each viewer's comment, like, join and leave (docs/live-protocol.md)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        writer: CommentWriter,
+        *,
+        moderation: ModerationCache = MODERATION,
+        hub: Any = None,
+        ids: CommentIds | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.writer = writer
+        self.moderation = moderation
+        self.hub = hub
+        self.ids = ids or CommentIds(os.getpid() ^ secrets.randbits(_TAG_BITS))
+        burst, period = parse_rate(settings.live_comment_rate)
+        self.rate = RateLimiter(burst, period)
+        self.max_chars = settings.live_comment_max_chars
+        self.viewers: dict[int, int] = defaultdict(int)  # this process's viewers per room
+        self._seeded: set[int] = set()
+        self._creator_of: dict[int, int] = {}  # rooms whose creator is connected here
+
+    async def _creator(self, room_id: int) -> int:
+        found = await self.moderation.room(self.sessionmaker, room_id)
+        if found is None or found[1] != SessionStatus.live:
+            raise Refused("not_live", "this session is not live", close=True)
+        return found[0]
+
+    async def check_viewer(self, room_id: int, principal: Principal | None) -> int:
+        """Refuse a banned viewer (bye ``banned``) or a room that is not live; the creator's id."""
+        creator_id = await self._creator(room_id)
+        if principal is not None:
+            moderation = await self.moderation.of(self.sessionmaker, creator_id)
+            if principal.id in moderation.bans:
+                raise Refused(BANNED, "you are banned from this room", close=True)
+        return creator_id
+
+    async def on_comment(self, room_id: int, principal: Principal | None, text: str) -> dict[str, Any]:
+        if principal is None:
+            raise Refused(SIGN_IN_REQUIRED, "sign in to comment")
+        creator_id = await self._creator(room_id)
+        moderation = await self.moderation.of(self.sessionmaker, creator_id)
+        if principal.id in moderation.bans:
+            raise Refused(BANNED, "you are banned from this room", close=True)
+        now = utcnow()
+        until = moderation.muted_until(principal.id, now)
+        if until is not None:
+            raise Refused(MUTED, f"you are muted until {until.isoformat(timespec='seconds')}")
+        cleaned = strip_controls(text)
+        if not cleaned:
+            raise Refused("empty", "the comment is empty")
+        if len(cleaned) > self.max_chars:
+            raise Refused("too_long", f"at most {self.max_chars} characters")
+        if moderation.blocked(cleaned) is not None:
+            raise Refused(BLOCKED_WORD, "the comment contains a word blocked in this room")
+        if not self.rate.allow(principal.id):
+            raise Refused(RATE_LIMITED, "too many comments: wait a moment")
+        comment_id = self.ids.next()
+        self.writer.add_comment(
+            {
+                "id": comment_id, "session_id": room_id, "user_id": principal.id,
+                "display_name": principal.display_name[:64], "text": cleaned, "created_at": now,
+                "deleted_at": None, "deleted_by_id": None,
+            }
+        )  # fmt: skip
+        item: dict[str, Any] = {
+            "id": comment_id,
+            "uid": principal.id,
+            "u": principal.display_name,
+            "x": cleaned,
+            "ts": int(now.timestamp() * 1000),
+        }
+        if principal.id == creator_id:
+            item["badge"] = "creator"
+            item["pri"] = True  # the creator's own lines are never sampled away
+        elif principal.id in moderation.moderators:
+            item["badge"] = "moderator"
+        return item
+
+    async def on_like(self, room_id: int, principal: Principal | None, n: int) -> None:
+        self.writer.add(room_id, likes=max(0, min(int(n), 10)))
+
+    def _room_viewers(self, room_id: int) -> int:
+        count = self.viewers[room_id]
+        if self.hub is not None:
+            with contextlib.suppress(Exception):
+                shown = self.hub.snapshot_state(room_id).get("viewers")
+                if isinstance(shown, int):
+                    count = max(count, shown)
+        return count
+
+    async def on_join(self, room_id: int, principal: Principal | None) -> None:
+        creator_id = await self.check_viewer(room_id, principal)
+        self.viewers[room_id] += 1
+        if principal is not None and principal.id == creator_id:
+            self._creator_of[room_id] = creator_id
+            self.writer.creators_here[room_id] += 1
+        self.writer.add(room_id, entries=1, viewers=self._room_viewers(room_id))
+        if self.hub is not None:
+            self.hub.count(room_id, "entries", 1)
+            await self._seed(room_id)
+
+    async def _seed(self, room_id: int) -> None:
+        """Give a room the domain's P0 keys (pin, sale) from the database when the hub has none
+        (a restarted process, a room nobody has changed yet): once per room and process."""
+        if room_id in self._seeded:
+            return
+        self._seeded.add(room_id)
+        try:
+            if "pin" in await self.hub.fetch_state(room_id):
+                return
+            from trustlive.live.service import room_state  # the service imports this module
+
+            async with self.sessionmaker() as s:
+                values = await room_state(s, room_id)
+            for key, value in values.items():
+                self.hub.set_state(room_id, key, value)
+        except Exception:  # the room works without it; the next change sets the keys
+            self._seeded.discard(room_id)
+            log.exception("seeding the state of live room %s failed", room_id)
+
+    async def on_leave(self, room_id: int, principal: Principal | None) -> None:
+        self.viewers[room_id] = max(0, self.viewers[room_id] - 1)
+        if self.viewers[room_id] == 0:
+            self.viewers.pop(room_id, None)
+        if principal is not None and self._creator_of.get(room_id) == principal.id:
+            here = self.writer.creators_here
+            here[room_id] = max(0, here[room_id] - 1)
+            if here[room_id] == 0:
+                here.pop(room_id, None)
+                self._creator_of.pop(room_id, None)
+
+
+def kick_user(hub: Any, room_id: int, user_id: int) -> int:
+    """Disconnect a user's viewers of a room in this process (bye ``banned``). Other processes
+    refuse the user at their next comment or join (their moderation cache expires within
+    ``MODERATION_TTL_S``). How many connections were closed."""
+    room = getattr(hub, "rooms", {}).get(room_id)
+    if room is None:
+        return 0
+    kicked = 0
+    for viewer in list(room.viewers):
+        principal = getattr(viewer, "principal", None)
+        if principal is not None and principal.id == user_id:
+            viewer.kick(BANNED, "you are banned from this room")
+            kicked += 1
+    return kicked
+
+
+# --- moderation notices across processes ------------------------------------------------------
+
+NOTICE_CHANNEL = "trustlive:live:moderation"
+
+
+class ModerationNotices:
+    """A moderation change reaching every process: the ``live.moderation_changed`` event is
+    handled in the one process that relays it, which publishes a notice here; every process
+    (itself included) drops the creator's cached moderation and disconnects a banned user's
+    viewers. Without Redis, :meth:`publish` applies the notice in this process only. Lost notices
+    (Redis away) are bounded by the cache's time-to-live."""
+
+    def __init__(self, hub: Any, redis: Any = None, cache: ModerationCache = MODERATION) -> None:
+        self.hub = hub
+        self.redis = redis
+        self.cache = cache
+        self._stopping = False
+
+    def apply(self, notice: dict[str, Any]) -> None:
+        creator_id = notice.get("creator_id")
+        if isinstance(creator_id, int):
+            self.cache.invalidate(creator_id)
+        ended = notice.get("ended_session_id")
+        if isinstance(ended, int):
+            self.cache.forget_room(ended)
+        room_id, banned = notice.get("session_id"), notice.get("banned_user_id")
+        if isinstance(room_id, int) and isinstance(banned, int):
+            kick_user(self.hub, room_id, banned)
+
+    async def publish(self, notice: dict[str, Any]) -> None:
+        if self.redis is None:
+            self.apply(notice)
+            return
+        try:
+            await self.redis.publish(NOTICE_CHANNEL, json.dumps(notice))
+        except Exception:  # Redis away: this process at least
+            log.warning("live moderation notice not published; applied locally")
+            self.apply(notice)
+
+    async def run_forever(self) -> None:
+        """Listen for notices (Redis only), reconnecting after a failure."""
+        while not self._stopping and self.redis is not None:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(NOTICE_CHANNEL)
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    if message is None:
+                        continue
+                    try:
+                        notice = json.loads(message["data"])
+                    except (TypeError, ValueError):
+                        continue
+                    if isinstance(notice, dict):
+                        self.apply(notice)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("live moderation notices: Redis failed; retrying in 1 s")
+                self.cache.clear()  # notices may have been missed
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def stop(self) -> None:
+        self._stopping = True
