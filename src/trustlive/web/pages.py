@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.accounts.service import Principal
 from trustlive.catalog import service as catalog
+from trustlive.live import service as live
 from trustlive.web.i18n import LOCALES
 from trustlive.web.policy import allow, public
 from trustlive.web.security import LANG_COOKIE
@@ -20,7 +21,9 @@ from trustlive.web.security import LANG_COOKIE
 async def home(db: AsyncSession, viewer: Principal | None) -> Template:
     categories = await catalog.list_categories(db)
     latest = await catalog.latest_products(db, 24)
-    return Template("home.html", context={"categories": categories, "products": latest, "viewer": viewer})
+    live_now = await live.list_public_sessions(db, viewer, status="live", before_id=None, limit=8)
+    context = {"categories": categories, "products": latest, "viewer": viewer, "live_now": live_now}
+    return Template("home.html", context=context)
 
 
 @get("/ops", **allow("ops"))
