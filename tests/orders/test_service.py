@@ -645,3 +645,47 @@ def test_settlement_splits_again_when_a_refund_commits_after_its_read(
             await w.engine.dispose()
 
     run(scenario())
+
+
+def test_a_settlement_share_moves_money_on_in_the_settlement_itself(db_url: str) -> None:
+    """``add_settlement_share``: another domain's postings (here: half the shop's share of each line
+    to the creator) join the settlement's one ledger transaction, computed from the per-line split."""
+    seen: list[orders.Split] = []
+
+    async def half_to_creator(session, order, split):  # type: ignore[no-untyped-def]
+        seen.append(split)
+        moved = sum(line.shop_fen // 2 for line in split.lines)
+        return [(ledger.shop_payable(order.shop_id), -moved), (ledger.creator_payable(w.creator.id), moved)]
+
+    async def scenario() -> None:
+        nonlocal w
+        w = await build(db_url)
+        orders.add_settlement_share("test_half", half_to_creator)
+        try:
+            order = (
+                await place(w, 0, (w.skus[0], 2), key="share", source="live_room", creator_id=w.creator.id)
+            ).orders[0]
+            await pay(w, order.id)
+            async with transaction(w.sessionmaker) as s:
+                await orders.ship_order(
+                    s, w.merchants[0], order.id, ShipIn(carrier="中通", tracking_no="ZT0009")
+                )
+                await orders.confirm_receipt(s, w.buyers[0], order.id)
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8)) == 1
+            [split] = seen
+            [line] = split.lines
+            # goods 11800: fee 5% = 590, commission 20% = 2360, shop 8850 of the line; half of it moves.
+            assert (line.base_fen, line.fee_fen, line.creator_fen, line.shop_fen) == (11800, 590, 2360, 8850)
+            async with transaction(w.sessionmaker) as s:
+                shop = await ledger.balance(s, ledger.shop_payable(w.shops[0]))
+                creator = await ledger.balance(s, ledger.creator_payable(w.creator.id))
+                settlements = await ledger.statement(s, ledger.shop_payable(w.shops[0]))
+                report = await ledger.verify(s)
+            assert (shop, creator) == (8850 - 4425, 2360 + 4425)
+            assert len(settlements) == 1 and report.ok, report.problems
+        finally:
+            orders._settlement_shares.pop("test_half", None)
+            await w.engine.dispose()
+
+    w: World
+    run(scenario())

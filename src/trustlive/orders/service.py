@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -910,12 +910,41 @@ async def release_settlement(session: AsyncSession, order_id: int) -> None:
 
 
 @dataclass(frozen=True)
+class LineSplit:
+    """One line's part of a split: its base (total minus its refunds) and who gets what of it."""
+
+    line_id: int
+    product_id: int
+    sku_id: int
+    base_fen: int
+    fee_fen: int
+    creator_id: int | None
+    creator_fen: int
+    platform_commission_fen: int
+    shop_fen: int
+
+
+@dataclass(frozen=True)
 class Split:
     escrow_fen: int
     fee_fen: int
     creator_fen: dict[int, int]
     platform_commission_fen: int
     shop_fen: int
+    lines: tuple[LineSplit, ...] = ()
+
+
+# Another domain's share of a settlement (a consignor's proceeds, a co-stream partner's cut): given
+# the order and its split, the postings that move money on from the shop's or the creators'
+# payables. They are posted in the settlement's own ledger transaction, so the money never sits in
+# a wallet it could be paid out of meanwhile.
+SettlementShare = Callable[[AsyncSession, Order, Split], Awaitable[list[tuple[str, int]]]]
+_settlement_shares: dict[str, SettlementShare] = {}
+
+
+def add_settlement_share(name: str, share: SettlementShare) -> None:
+    """Register ``share`` (by name: registering again replaces it) for every settlement."""
+    _settlement_shares[name] = share
 
 
 def split_order(order: Order, commission_share_bp: int) -> Split:
@@ -942,6 +971,7 @@ def split_order(order: Order, commission_share_bp: int) -> Split:
     fee = 0
     platform = 0
     creator: dict[int, int] = defaultdict(int)
+    lines: list[LineSplit] = []
     for line, left, cut in zip(order.lines, remaining, cuts, strict=True):
         base = max(left - cut, 0)
         line_fee = apply_rate_bp(base, line.service_fee_bp)
@@ -951,8 +981,10 @@ def split_order(order: Order, commission_share_bp: int) -> Split:
         platform += keep
         if line.creator_id and commission - keep:
             creator[line.creator_id] += commission - keep
+        lines.append(LineSplit(line.id, line.product_id, line.sku_id, base, line_fee, line.creator_id,
+                               commission - keep, keep, base - line_fee - commission))  # fmt: skip
     shop = escrow - fee - platform - sum(creator.values())
-    return Split(escrow, fee, dict(creator), platform, shop)
+    return Split(escrow, fee, dict(creator), platform, shop, tuple(lines))
 
 
 def settlement_memo(order: Order, split: Split) -> str:
@@ -997,6 +1029,8 @@ async def settle_order(
         (ledger.shop_payable(order.shop_id), split.shop_fen),
         *[(ledger.creator_payable(uid), fen) for uid, fen in sorted(split.creator_fen.items())],
     ]
+    for name in sorted(_settlement_shares):
+        postings += await _settlement_shares[name](session, order, split)
     postings = ledger.compact(postings)
     if postings:
         await ledger.post(session, kind="settlement", ref=f"order:{order.id}", idempotency_key=f"settle:order:{order.id}",
