@@ -89,6 +89,24 @@ async def request_creator_payout(data: PayoutIn, me: Principal, db: AsyncSession
     return service.payout_out(payout)
 
 
+@get("/wallets/consignors/me", tags=["wallets"], **signed_in())
+async def my_consignor_wallet(
+    me: Principal, db: AsyncSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> WalletOut:
+    """The caller's consignor wallet: proceeds of their consigned items (docs/consignment.md)."""
+    wallet = await service.consignor_wallet(db, me, before_id=before_id(cursor), limit=limit)
+    return wallet_out(wallet, limit)
+
+
+@post("/wallets/consignors/me/payouts", status_code=201, tags=["wallets"], **signed_in())
+async def request_consignor_payout(data: PayoutIn, me: Principal, db: AsyncSession) -> PayoutOut:
+    """Pay out of the caller's consignor wallet to a bank account."""
+    payout = await service.request_payout(
+        db, me, service.consignor_payable(me.id), data.amount_fen, data.bank_account
+    )
+    return service.payout_out(payout)
+
+
 # --- the ledger, for ops ----------------------------------------------------------------------
 
 
@@ -131,6 +149,8 @@ routes = [
     my_creator_wallet,
     request_shop_payout,
     request_creator_payout,
+    my_consignor_wallet,
+    request_consignor_payout,
     list_accounts,
     account_statement,
     verify,

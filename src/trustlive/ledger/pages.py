@@ -197,6 +197,55 @@ async def request_creator_payout(data: Form, db: AsyncSession, me: Principal) ->
     return Redirect(f"/wallet/creator?requested={payout.id}#payouts", status_code=303)
 
 
+# --- consignor wallet (docs/consignment.md) ---------------------------------------------------
+
+
+async def _consignor_wallet_page(
+    db: AsyncSession, me: Principal, cursor: str | None = None, **extra: Any
+) -> Template:
+    wallet = await service.consignor_wallet(db, me, before_id=before_id(cursor), limit=STATEMENT_PAGE)
+    status = extra.pop("status_code", 200)
+    context = {
+        "shops": [],
+        "shop": None,
+        "wallet": wallet_out(wallet, STATEMENT_PAGE),
+        "can_pay_out": True,
+        "payout_action": "/wallet/consignor/payouts",
+        "page_params": "",
+        "is_creator": False,
+        "is_consignor": True,
+        "form": {},
+        "error": None,
+        "bad": set(),
+        **_labels(),
+        **extra,
+    }
+    return Template("ledger/wallet.html", context=context, status_code=status)
+
+
+@get("/wallet/consignor", **signed_in())
+async def consignor_wallet(db: AsyncSession, me: Principal, cursor: Cursor = None) -> Template:
+    """The consignor's wallet: proceeds of their consigned items sold, line by line, and payouts."""
+    return await _consignor_wallet_page(db, me, cursor)
+
+
+@post("/wallet/consignor/payouts", **signed_in())
+async def request_consignor_payout(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
+    form: dict[str, str] = {}
+    try:
+        form, payout_in = _payout_form(data)
+        payout = await service.request_payout(
+            db, me, service.consignor_payable(me.id), payout_in.amount_fen, payout_in.bank_account
+        )
+    except DomainError as err:
+        await db.rollback()
+        return await _consignor_wallet_page(
+            db, me, form=form, error=fixable(err), bad=bad_fields(err, _PAYOUT_FORM_FIELDS),
+            status_code=err.status_code,
+        )  # fmt: skip
+    return Redirect(f"/wallet/consignor?requested={payout.id}#payouts", status_code=303)
+
+
 # --- ops --------------------------------------------------------------------------------------
 
 
@@ -239,6 +288,8 @@ routes = [
     request_shop_payout,
     creator_wallet,
     request_creator_payout,
+    consignor_wallet,
+    request_consignor_payout,
     ops_ledger,
     ops_verify,
 ]

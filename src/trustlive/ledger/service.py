@@ -81,13 +81,13 @@ FIXED_ACCOUNTS = frozenset(
         EXTERNAL_INSPECTION_FEES,
     }
 )
-_OWNED_RE = re.compile(r"^(shop|creator):([1-9][0-9]{0,17}):payable$")
+_OWNED_RE = re.compile(r"^(shop|creator|consignor):([1-9][0-9]{0,17}):payable$")
 
 
 @dataclass(frozen=True)
 class Account:
     name: str
-    owner_kind: str | None = None  # "shop" | "creator" for payables (wallets)
+    owner_kind: str | None = None  # "shop" | "creator" | "consignor" for payables (wallets)
     owner_id: int | None = None
 
     @property
@@ -103,6 +103,11 @@ def shop_payable(shop_id: int) -> str:
 def creator_payable(user_id: int) -> str:
     """What the platform owes creator ``user_id`` (alliance commission): their wallet."""
     return _owned("creator", user_id)
+
+
+def consignor_payable(user_id: int) -> str:
+    """What the platform owes consignor ``user_id`` (consigned items' proceeds): their wallet."""
+    return _owned("consignor", user_id)
 
 
 def _owned(kind: str, owner_id: int) -> str:
@@ -123,7 +128,7 @@ def parse_account(value: object, *, field: str = "account") -> Account:
             return Account(value, found.group(1), int(found.group(2)))
     raise ValidationFailed(
         f"{field}: {str(value)[:80]!r} is not a ledger account (escrow, shop:<id>:payable, "
-        "creator:<id>:payable, platform:fee_revenue, platform:commission_revenue, payouts:pending, "
+        "creator:<id>:payable, consignor:<id>:payable, platform:fee_revenue, platform:commission_revenue, payouts:pending, "
         "external:buyer_payments, external:buyer_refunds, external:payouts, external:inspection_fees)",
         code="invalid_account",
         field=field,
@@ -629,7 +634,9 @@ async def wallet(
     """A wallet's figures, statement page and recent payouts. No permission check: callers check."""
     acct = parse_account(account)
     if not acct.is_wallet:
-        raise ValidationFailed("account: only shop and creator payables are wallets", code="not_a_wallet")
+        raise ValidationFailed(
+            "account: only shop, creator and consignor payables are wallets", code="not_a_wallet"
+        )
     totals = await repo.payout_totals(session, acct.name)
     return Wallet(
         account=acct.name,
@@ -674,6 +681,21 @@ async def creator_wallet(
     return await wallet(session, creator_payable(user_id), before_id=before_id, limit=limit)
 
 
+async def consignor_wallet(
+    session: AsyncSession,
+    actor: Principal,
+    user_id: int | None = None,
+    *,
+    before_id: int | None = None,
+    limit: int = 20,
+) -> Wallet:
+    """A consignor's wallet: proceeds of their consigned items (the caller's own; others' for ops)."""
+    user_id = actor.id if user_id is None else user_id
+    if user_id != actor.id and not actor.is_ops:
+        raise Forbidden("this is not your wallet", code="not_your_wallet")
+    return await wallet(session, consignor_payable(user_id), before_id=before_id, limit=limit)
+
+
 def mask_bank_account(text: str) -> str:
     tail = text.replace(" ", "")[-4:]
     return f"•••• {tail}"
@@ -701,12 +723,14 @@ async def _authorize_payout(session: AsyncSession, actor: Principal, acct: Accou
         shop = await catalog.get_shop(session, acct.owner_id)
         if shop.owner_id != actor.id:
             raise Forbidden("only the shop's owner can pay out its wallet", code="not_your_shop")
-    elif acct.owner_kind == "creator":
+    elif acct.owner_kind in ("creator", "consignor"):
         if acct.owner_id != actor.id:
-            raise Forbidden("only the creator can pay out their wallet", code="not_your_wallet")
+            raise Forbidden("only the wallet's owner can pay it out", code="not_your_wallet")
     else:
         raise ValidationFailed(
-            "account: only shop and creator wallets can be paid out", code="not_a_wallet", field="account"
+            "account: only shop, creator and consignor wallets can be paid out",
+            code="not_a_wallet",
+            field="account",
         )
 
 
