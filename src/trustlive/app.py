@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -35,6 +36,9 @@ from trustlive.care import tasks as care_tasks
 from trustlive.catalog import api as catalog_api
 from trustlive.catalog import pages as catalog_pages
 from trustlive.config import Settings, load_settings
+from trustlive.consignment import api as consignment_api
+from trustlive.consignment import pages as consignment_pages
+from trustlive.consignment import service as consignment
 from trustlive.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from trustlive.errors import Unauthorized
 from trustlive.events import EventBus, OutboxRelay
@@ -210,6 +214,9 @@ def create_app(
         for topic, handler in live.hub_subscribers(app.state.live_hub, notices.publish).items():
             bus.subscribe(topic, handler)
         bus.subscribe("orders.cancelled", live.on_order_cancelled)
+        bus.subscribe(  # a creator's fee waiver shown in each new room (docs/consignment.md)
+            "live.session_started", functools.partial(consignment.on_session_started, settings=settings)
+        )
         sweeping = (
             asyncio.create_task(scheduler.run_forever()) if settings.task_interval_seconds > 0 else None
         )
@@ -255,6 +262,7 @@ def create_app(
                     *reviews_api.routes,
                     *care_api.routes,
                     *live_api.routes,
+                    *consignment_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -268,6 +276,7 @@ def create_app(
             *reviews_pages.routes,
             *care_pages.routes,
             *live_pages.routes,
+            *consignment_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],

@@ -130,6 +130,8 @@ class Settings:
     live_media_ingest_base: str = "rtmp://127.0.0.1:1935/live/{key}"
     live_media_playback_base: str = "http://127.0.0.1:8080/hls/{session}.m3u8"
     live_heartbeat_seconds: int = 300
+    # Consignment (docs/consignment.md): the creator's fee on a consigned line's base, in bp.
+    consignment_fee_bp: int = 300
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -189,6 +191,7 @@ def load_settings() -> Settings:
         live_media_playback_base=_env("LIVE_MEDIA_PLAYBACK_BASE", "http://127.0.0.1:8080/hls/{session}.m3u8")
         or "http://127.0.0.1:8080/hls/{session}.m3u8",
         live_heartbeat_seconds=_env_int("LIVE_HEARTBEAT_SECONDS", 300, minimum=10),
+        consignment_fee_bp=min(_env_int("CONSIGNMENT_FEE_BP", 300, minimum=0), 10_000),
         debug=(_env("DEBUG", "0") or "0") in ("1", "true", "yes"),
     )
 

@@ -4,6 +4,7 @@ from trustlive.accounts import models as _accounts  # noqa: F401
 from trustlive.aftersales import models as _aftersales  # noqa: F401
 from trustlive.care import models as _care  # noqa: F401
 from trustlive.catalog import models as _catalog  # noqa: F401
+from trustlive.consignment import models as _consignment  # noqa: F401
 from trustlive.db import Base
 from trustlive.events import OutboxEvent as _outbox  # noqa: F401
 from trustlive.fulfillment import models as _fulfillment  # noqa: F401

@@ -257,3 +257,74 @@ def test_a_viewer_who_lost_the_connection_resumes_and_gets_what_it_missed(room: 
             assert errors == [], errors
         finally:
             browser.close()
+
+
+@pytest.fixture
+def regular(sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A creator live; a buyer who has paid for an order from the creator's room before."""
+    require_chromium()
+    from tests.live.util import buy
+    from tests.orders.test_service import pay
+
+    async def build() -> dict[str, Any]:
+        lw = await live_world(sqlite_url, tmp_path, buyers=2, stock=10)
+        try:
+            session_id = await go_live(lw)
+            placed = await buy(lw, session_id, 0, key="before")
+            await pay(lw.w, placed.order_ids[0])
+            return {"session_id": session_id, "buyer": lw.w.buyers[0].username, "buyer_id": lw.w.buyers[0].id}
+        finally:
+            await lw.w.engine.dispose()
+
+    world = asyncio.run(build())
+    with serve(make_settings(sqlite_url, tmp_path, task_interval_seconds=0.5)) as url:
+        yield {**world, "base": url}
+
+
+def test_the_creators_console_shows_a_returning_customers_card_and_keeps_notes(
+    regular: dict[str, Any],
+) -> None:
+    """The creator's console (a laptop) gets the card when a buyer who has bought before enters
+    the room (a phone); the creator writes a note in the card and saves it; the buyer's own page
+    never shows a card."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, session_id = regular["base"], regular["session_id"]
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+
+            def signed_in(viewport: dict[str, int], username: str, path: str) -> Any:
+                ctx = browser.new_context(viewport=viewport, locale="zh-CN")
+                ctx.set_default_timeout(TIMEOUT_MS)
+                page = ctx.new_page()
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"{base}/login?next={path}")
+                page.fill("input[name=username]", username)
+                page.fill("input[name=password]", PASSWORD)
+                page.click("form[action='/login'] button[type=submit]")
+                page.wait_for_url(f"{base}{path}")
+                expect(page.locator("[data-live]")).to_have_attribute("data-conn", "open")
+                return page
+
+            console = signed_in(LAPTOP, "creator1", f"/console/live/{session_id}")
+            viewer = signed_in(PHONE, regular["buyer"], f"/live/{session_id}")
+            card = console.locator(f"[data-cards] [data-card='{regular['buyer_id']}']")
+            expect(card).to_have_count(1)
+            expect(card.locator("strong")).to_contain_text(regular["buyer"])
+            expect(card).to_contain_text("1")
+            card.locator("textarea").fill("儿子穿110，喜欢蓝色")
+            card.locator("button").click()
+            expect(card.locator("button")).to_have_text(re.compile("已保存|Saved"))
+            assert viewer.locator("[data-cards] [data-card]").count() == 0
+            with httpx.Client(base_url=base, timeout=10) as api:
+                token = api.post("/api/v1/auth/token", json={"username": "creator1", "password": PASSWORD})
+                notes = api.get(
+                    f"/api/v1/live/customers/{regular['buyer_id']}/notes",
+                    headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                )
+            assert notes.json()["note"] == "儿子穿110，喜欢蓝色"
+            assert errors == [], errors
+        finally:
+            browser.close()

@@ -203,6 +203,11 @@ async def shops_of(session: AsyncSession, actor: Principal) -> list[Shop]:
     return await repo.shops_of_member(session, actor.id)
 
 
+async def shops_of_user(session: AsyncSession, user_id: int) -> list[Shop]:
+    """The shops a user owns or staffs (other domains: "sold by this creator's shop")."""
+    return await repo.shops_of_member(session, user_id)
+
+
 async def _authorize_shop(
     session: AsyncSession, actor: Principal, shop_id: int, *, owner_only: bool = False
 ) -> Shop:

@@ -27,12 +27,18 @@ from trustlive.live.schemas import (
     BlocklistOut,
     CommentPage,
     ConsoleView,
+    CostreamIn,
+    CostreamList,
+    CostreamOut,
+    CustomerCardOut,
     FeaturedIn,
     FeaturedOut,
     FlashSaleIn,
     LiveOrderIn,
     LivePlacedOut,
     MuteIn,
+    NoteIn,
+    NoteOut,
     PinIn,
     PinOut,
     ReplayOut,
@@ -331,6 +337,72 @@ async def set_blocklist(data: BlocklistIn, me: Principal, db: AsyncSession) -> B
     return await service.set_blocklist(db, me, data)
 
 
+# --- returning customers (熟客) -------------------------------------------------------------------
+
+
+@get("/live/customers/{buyer_id:int}", tags=TAGS, **allow("creator"))
+async def customer_card(buyer_id: int, me: Principal, db: AsyncSession) -> CustomerCardOut:
+    """Your card of a buyer: their paid orders from you (attributed to you or from your shops),
+    options bought, total spent, last visit to your sessions, your private notes."""
+    return await service.customer_card(db, me, buyer_id)
+
+
+@get("/live/customers/{buyer_id:int}/notes", tags=TAGS, **allow("creator"))
+async def customer_notes(buyer_id: int, me: Principal, db: AsyncSession) -> NoteOut:
+    """Your private notes about a buyer (nobody else ever reads them)."""
+    return await service.get_note(db, me, buyer_id)
+
+
+@put("/live/customers/{buyer_id:int}/notes", tags=TAGS, **allow("creator"))
+async def set_customer_notes(buyer_id: int, data: NoteIn, me: Principal, db: AsyncSession) -> NoteOut:
+    """Replace your private notes about a buyer (`note`, at most 1000 characters)."""
+    return await service.set_note(db, me, buyer_id, data)
+
+
+# --- co-streaming (连麦) --------------------------------------------------------------------------
+
+
+@post("/live/sessions/{session_id:int}/costream", status_code=201, tags=TAGS, **signed_in())
+async def invite_costream(session_id: int, data: CostreamIn, me: Principal, db: AsyncSession) -> CostreamOut:
+    """From your live session, invite another creator's live session: `partner_session_id`,
+    `share_bp` (0-5000: that share of the attributed creator's commission on orders placed in
+    either room while linked goes to the other creator). 403 `not_your_session`; 404
+    `session_not_found`; 409 `not_live`, `partner_not_live`, `already_linked`; 422
+    `cannot_costream_self`."""
+    return await service.invite_costream(db, me, session_id, data)
+
+
+@get("/live/costreams", tags=TAGS, **signed_in())
+async def my_costreams(me: Principal, db: AsyncSession) -> CostreamList:
+    """Your co-streams: invitations sent and received, current and past, newest first."""
+    return CostreamList(await service.my_costreams(db, me))
+
+
+@get("/live/costreams/{costream_id:int}", tags=TAGS, **signed_in())
+async def get_costream(costream_id: int, me: Principal, db: AsyncSession) -> CostreamOut:
+    """One co-stream (its two creators only; 404 `costream_not_found` for anyone else)."""
+    return await service.get_costream(db, me, costream_id)
+
+
+@post("/live/costreams/{costream_id:int}/accept", status_code=200, tags=TAGS, **signed_in())
+async def accept_costream(costream_id: int, me: Principal, db: AsyncSession) -> CostreamOut:
+    """The invited creator accepts (403 `not_invitee`; 409 `not_invited`, `not_live`)."""
+    return await service.accept_costream(db, me, costream_id)
+
+
+@post("/live/costreams/{costream_id:int}/decline", status_code=200, tags=TAGS, **signed_in())
+async def decline_costream(costream_id: int, me: Principal, db: AsyncSession) -> CostreamOut:
+    """The invited creator declines (403 `not_invitee`; 409 `not_invited`)."""
+    return await service.decline_costream(db, me, costream_id)
+
+
+@post("/live/costreams/{costream_id:int}/end", status_code=200, tags=TAGS, **signed_in())
+async def end_costream(costream_id: int, me: Principal, db: AsyncSession) -> CostreamOut:
+    """Either creator ends the link, or the inviter withdraws the invitation (409 `not_open`).
+    It also ends when either session ends."""
+    return await service.end_costream(db, me, costream_id)
+
+
 # --- replay and first renders -----------------------------------------------------------------
 
 
@@ -412,4 +484,6 @@ routes = [
     cancel_session, heartbeat, featured, set_featured, pin, unpin, current_sale, start_flash_sale,
     stop_flash_sale, buy, comments, delete_comment, mutes, mute, unmute, bans, ban, unban, moderators,
     add_moderator, remove_moderator, blocklist, set_blocklist, replay, viewer_view, console_view, room_socket,
+    customer_card, customer_notes, set_customer_notes, invite_costream, my_costreams, get_costream,
+    accept_costream, decline_costream, end_costream,
 ]  # fmt: skip

@@ -170,6 +170,7 @@ class RedisBus:
         comments = []
         counters: dict[str, int] = {}
         close = None
+        private = []
         for kind, key, value in entries:
             if kind in ("s", "p"):
                 history.append([kind, key, value])
@@ -179,11 +180,15 @@ class RedisBus:
                 counters[key] = counters.get(key, 0) + value
             elif kind == "x":
                 close = [key, value]
+            elif kind == "v":
+                private.append(value)
         head: dict[str, Any] = {"n": self.node}
         if history:
             head["h"] = history
         if comments:
             head["c"] = comments
+        if private:
+            head["v"] = private
         if close:
             head["x"] = close
         args: list[Any] = [str(self.hub.config.history), _encode(head).decode(), len(history)]
@@ -254,6 +259,8 @@ class RedisBus:
                 room.apply_purchase(value, entry_id)
         for item in head.get("c", ()):
             room.apply_comment(item)
+        for users, payload in head.get("v", ()):
+            self.hub.deliver_private(room.id, users, payload)
         if totals_raw:
             for pair in totals_raw.split(","):
                 name, _, total = pair.rpartition("=")

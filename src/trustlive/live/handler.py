@@ -17,9 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import re
-import secrets
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -46,37 +44,49 @@ log = logging.getLogger(__name__)
 
 MODERATION_TTL_S = 2.0  # how stale another process's change can be if its notice is lost
 ROOM_TTL_S = 30.0  # how long "this session is live" is believed without asking again
+CARD_RETRY_S = 60.0  # a commenter's card is looked for at most this often per process
 
 
 # --- comment ids ------------------------------------------------------------------------------
 
-_EPOCH_S = 1_767_225_600  # 2026-01-01T00:00:00Z
-_TAG_BITS, _SEQ_BITS = 8, 13
+ID_BLOCK = 1000  # comment ids reserved per trip to the database
+ID_BLOCK_TTL_S = 2.0  # a block older than this is given up, so ids stay roughly time-ordered
 
 
 class CommentIds:
-    """Comment ids made in the process, so the id a room shows is the id the replay stores:
-    seconds since 2026 (32 bits) | a random process tag (8 bits) | a sequence (13 bits). They
-    stay below 2**53, so browsers read them exactly, and grow with time."""
+    """Comment ids that never collide between processes: each process reserves a block of ids
+    from the database (``live_id_blocks``, one UPDATE ... RETURNING) and hands them out in order,
+    so the id a room shows is the id the replay stores. A block is given up after
+    ``ID_BLOCK_TTL_S``, so ids from several processes interleave in time order within a couple of
+    seconds (the replay lists by id). Ids stay below 2**53, so browsers read them exactly."""
 
-    def __init__(self, tag: int | None = None) -> None:
-        self.tag = (secrets.randbits(_TAG_BITS) if tag is None else tag) & ((1 << _TAG_BITS) - 1)
-        self._second = 0
-        self._seq = 0
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        block: int = ID_BLOCK,
+        ttl_s: float = ID_BLOCK_TTL_S,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.block = block
+        self.ttl_s = ttl_s
+        self._next = 0
+        self._end = 0
+        self._taken = 0.0
+        self._lock = asyncio.Lock()
 
-    def next(self) -> int:
-        now = int(time.time()) - _EPOCH_S
-        if now > self._second:
-            self._second, self._seq = now, 0
-        else:
-            self._seq += 1
-            if self._seq >= 1 << _SEQ_BITS:  # more than 8,192 this second: borrow the next one
-                self._second, self._seq = self._second + 1, 0
-        return (self._second << (_TAG_BITS + _SEQ_BITS)) | (self.tag << _SEQ_BITS) | self._seq
+    def _fresh(self) -> bool:
+        return self._next < self._end and time.monotonic() - self._taken < self.ttl_s
 
-
-def created_at_of(comment_id: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(_EPOCH_S + (comment_id >> (_TAG_BITS + _SEQ_BITS)), dt.UTC)
+    async def next(self) -> int:
+        if not self._fresh():
+            async with self._lock:
+                if not self._fresh():
+                    async with transaction(self.sessionmaker) as s:
+                        first = await repo.reserve_ids(s, "comment", self.block)
+                    self._next, self._end, self._taken = first, first + self.block, time.monotonic()
+        value = self._next
+        self._next += 1
+        return value
 
 
 # --- rate limit -------------------------------------------------------------------------------
@@ -313,12 +323,13 @@ class CommentWriter:
 
 def delete_pending(session_id: int, comment_id: int, by_id: int, now: dt.datetime) -> bool:
     """Mark a comment still in a writer's buffer as deleted; False when none holds it."""
-    for writer in WRITERS:
+    found = False
+    for writer in WRITERS:  # one per app; every one that holds it (tests run many apps)
         for row in writer._rows:
             if row["id"] == comment_id and row["session_id"] == session_id:
                 row["deleted_at"], row["deleted_by_id"] = now, by_id
-                return True
-    return False
+                found = True
+    return found
 
 
 # --- the hub handler --------------------------------------------------------------------------
@@ -348,13 +359,63 @@ class RoomHandler:
         self.writer = writer
         self.moderation = moderation
         self.hub = hub
-        self.ids = ids or CommentIds(os.getpid() ^ secrets.randbits(_TAG_BITS))
+        self.ids = ids or CommentIds(sessionmaker)
         burst, period = parse_rate(settings.live_comment_rate)
         self.rate = RateLimiter(burst, period)
         self.max_chars = settings.live_comment_max_chars
         self.viewers: dict[int, int] = defaultdict(int)  # this process's viewers per room
         self._seeded: set[int] = set()
         self._creator_of: dict[int, int] = {}  # rooms whose creator is connected here
+        # Returning customers: (room, user) -> when this process last looked for their card.
+        self._card_tried: dict[tuple[int, int], float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if hub is not None and hasattr(hub, "on_room_dropped"):
+            hub.on_room_dropped.append(self._seeded.discard)
+            hub.room_check = self.rooms_over
+
+    async def rooms_over(self, room_ids: list[int]) -> list[int]:
+        """Of this process's rooms, those whose session is no longer live (the hub closes them)."""
+        async with self.sessionmaker() as s:
+            over = await repo.sessions_not_live(s, room_ids)
+        for room_id in over:
+            self.moderation.forget_room(room_id)
+        return over
+
+    # --- returning customers (熟客) -------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _customer(self, room_id: int, creator_id: int, principal: Principal | None, *, comment: bool) -> None:
+        """Look for the viewer's card in the background (never delaying the join or the comment):
+        a comment looks again at most every CARD_RETRY_S in this process."""
+        if principal is None or principal.id == creator_id or self.hub is None:
+            return
+        key = (room_id, principal.id)
+        now = time.monotonic()
+        if comment and now - self._card_tried.get(key, -1e9) < CARD_RETRY_S:
+            return
+        if len(self._card_tried) > 100_000:
+            self._card_tried.clear()
+        self._card_tried[key] = now
+        self._spawn(self._send_card(room_id, creator_id, principal.id, comment))
+
+    async def _send_card(self, room_id: int, creator_id: int, user_id: int, comment: bool) -> None:
+        from trustlive.live.service import room_customer  # the service imports this module
+
+        try:
+            async with transaction(self.sessionmaker) as s:
+                card = await room_customer(s, creator_id, room_id, user_id, utcnow(), comment=comment)
+            if card is not None:
+                self.hub.send_private(room_id, [creator_id], card)
+        except Exception:
+            log.exception("the returning-customer card of user %s in room %s failed", user_id, room_id)
+
+    async def drain(self) -> None:
+        """Wait for the cards being looked up (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _creator(self, room_id: int) -> int:
         found = await self.moderation.room(self.sessionmaker, room_id)
@@ -391,7 +452,7 @@ class RoomHandler:
             raise Refused(BLOCKED_WORD, "the comment contains a word blocked in this room")
         if not self.rate.allow(principal.id):
             raise Refused(RATE_LIMITED, "too many comments: wait a moment")
-        comment_id = self.ids.next()
+        comment_id = await self.ids.next()
         self.writer.add_comment(
             {
                 "id": comment_id, "session_id": room_id, "user_id": principal.id,
@@ -411,6 +472,7 @@ class RoomHandler:
             item["pri"] = True  # the creator's own lines are never sampled away
         elif principal.id in moderation.moderators:
             item["badge"] = "moderator"
+        self._customer(room_id, creator_id, principal, comment=True)
         return item
 
     async def on_like(self, room_id: int, principal: Principal | None, n: int) -> None:
@@ -435,6 +497,7 @@ class RoomHandler:
         if self.hub is not None:
             self.hub.count(room_id, "entries", 1)
             await self._seed(room_id)
+        self._customer(room_id, creator_id, principal, comment=False)
 
     async def _seed(self, room_id: int) -> None:
         """Give a room the domain's P0 keys (pin, sale) from the database when the hub has none
@@ -467,22 +530,6 @@ class RoomHandler:
                 self._creator_of.pop(room_id, None)
 
 
-def kick_user(hub: Any, room_id: int, user_id: int) -> int:
-    """Disconnect a user's viewers of a room in this process (bye ``banned``). Other processes
-    refuse the user at their next comment or join (their moderation cache expires within
-    ``MODERATION_TTL_S``). How many connections were closed."""
-    room = getattr(hub, "rooms", {}).get(room_id)
-    if room is None:
-        return 0
-    kicked = 0
-    for viewer in list(room.viewers):
-        principal = getattr(viewer, "principal", None)
-        if principal is not None and principal.id == user_id:
-            viewer.kick(BANNED, "you are banned from this room")
-            kicked += 1
-    return kicked
-
-
 # --- moderation notices across processes ------------------------------------------------------
 
 NOTICE_CHANNEL = "trustlive:live:moderation"
@@ -510,7 +557,7 @@ class ModerationNotices:
             self.cache.forget_room(ended)
         room_id, banned = notice.get("session_id"), notice.get("banned_user_id")
         if isinstance(room_id, int) and isinstance(banned, int):
-            kick_user(self.hub, room_id, banned)
+            self.hub.kick_user(room_id, banned, BANNED, "you are banned from this room")
 
     async def publish(self, notice: dict[str, Any]) -> None:
         if self.redis is None:

@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +36,9 @@ log = logging.getLogger("trustlive.live")
 RECENT_PURCHASES = 5
 CATCH_UP_CHUNK = 100
 HOUSEKEEPING_S = 1.0
+IDLE_ROOM_S = 60.0  # local mode: a room nobody watches is dropped after this long
+ROOM_CHECK_S = 10.0  # how often the rooms of this process are checked against the sessions
+PRIVATE_TYPES = frozenset({"card", "costream_invite"})  # server frames sent to some users only
 FANOUT_SLICE = 500
 # A viewer served through the fast path is "full" once its transport buffers more than this
 # many bytes AND more than ``queue_frames`` frames of the current size.
@@ -579,6 +582,12 @@ class Hub:
             self.bus = RedisBus(self, redis, prefix=bus_prefix)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
+        # The live domain's answer to "which of these rooms are over?" (sessions ended by the
+        # sweeper or in another process): asked every ROOM_CHECK_S, those rooms are closed here.
+        self.room_check: Callable[[list[int]], Awaitable[list[int]]] | None = None
+        self.on_room_dropped: list[Callable[[int], None]] = []
+        self.idle_room_s = IDLE_ROOM_S
+        self._last_room_check = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Any = None) -> Hub:
@@ -629,6 +638,51 @@ class Hub:
         """P3: add ``n`` to the room's counter ``name`` (frames carry the totals)."""
         self._ingest(room_id, ("k", name, int(n)))
 
+    def send_private(self, room_id: int, user_ids: Iterable[int], payload: dict[str, Any]) -> None:
+        """A frame for some users only (``payload["t"]`` one of PRIVATE_TYPES, e.g. ``"card"``):
+        every connection of those users to the room, in every process (Redis mode: one publish
+        on the room's channel, delivered once by each process to its own viewers), never to
+        anyone else; not part of the room's state or history (a reconnect does not replay it)."""
+        if payload.get("t") not in PRIVATE_TYPES:
+            raise ValueError(f"private frame type must be one of {sorted(PRIVATE_TYPES)}")
+        users = sorted({int(u) for u in user_ids})
+        if not users:
+            return
+        bus = self.bus
+        if bus is not None and not bus.degraded:
+            bus.enqueue(room_id, ("v", "", [users, payload]))
+            return
+        self.deliver_private(room_id, users, payload)
+
+    def deliver_private(self, room_id: int, user_ids: list[int], payload: dict[str, Any]) -> int:
+        """Push a private frame to this process's connections of ``user_ids``; how many."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return 0
+        wanted = set(user_ids)
+        out: Out | None = None
+        sent = 0
+        for viewer in list(room.viewers):
+            if getattr(viewer.principal, "id", None) in wanted:
+                if out is None:
+                    out = Out(P.encode(payload))
+                viewer.push(out)
+                sent += 1
+        return sent
+
+    def kick_user(self, room_id: int, user_id: int, code: str, message: str) -> int:
+        """``bye`` ``code`` and close every connection of ``user_id`` to the room in this process
+        (cluster-wide bans: the live domain's notices call this in every process). How many."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return 0
+        kicked = 0
+        for viewer in list(room.viewers):
+            if getattr(viewer.principal, "id", None) == user_id:
+                viewer.kick(code, message)
+                kicked += 1
+        return kicked
+
     def snapshot_state(self, room_id: int) -> dict[str, Any]:
         """The room's current P0 keys as this process knows them (pages' first render)."""
         room = self.rooms.get(room_id)
@@ -666,14 +720,25 @@ class Hub:
         for viewer in list(room.viewers):
             viewer.kick(code, message)
         room.stop()
+        self._dropped(room_id)
         if self.bus is not None:
             self._spawn(self.bus.unsubscribe(room_id))
+
+    def _dropped(self, room_id: int) -> None:
+        for callback in self.on_room_dropped:
+            try:
+                callback(room_id)
+            except Exception:
+                log.exception("live room %s: on_room_dropped failed", room_id)
 
     # --- ingest --------------------------------------------------------------------------------
     def _ingest(self, room_id: int, entry: tuple[str, str, Any]) -> None:
         bus = self.bus
         if bus is not None and not bus.degraded:
             bus.enqueue(room_id, entry)  # encoded (and checked) when published
+            return
+        if entry[0] == "v":  # private: only to viewers here, never creates a room
+            self.deliver_private(room_id, *entry[2])
             return
         if entry[0] != "k":
             try:
@@ -687,6 +752,7 @@ class Hub:
         room = self.rooms.get(room_id)
         if room is None:
             room = self.rooms[room_id] = Room(self, room_id, now_ms())
+            room.empty_since = time.monotonic()
         return room
 
     def apply_local(self, room_id: int, entries: Iterable[tuple[str, str, Any]]) -> None:
@@ -706,6 +772,8 @@ class Hub:
                 room.apply_comment(value)
             elif kind == "k":
                 room.apply_counter(key, room.counters.get(key, 0) + value)
+            elif kind == "v":
+                self.deliver_private(room_id, *value)
 
     # --- viewers -------------------------------------------------------------------------------
     async def _room_for_viewer(self, room_id: int) -> Room:
@@ -872,13 +940,31 @@ class Hub:
             room = self.rooms.get(room_id)
             if room is not None and room.state.get("viewers") != total:
                 room.apply_state("viewers", total, None)
-        if self.bus is not None:
-            mono = time.monotonic()
-            for room in list(self.rooms.values()):
-                if not room.viewers and room.empty_since is not None and mono - room.empty_since > 1.0:
-                    self.rooms.pop(room.id, None)
-                    room.stop()
+        mono = time.monotonic()
+        # Rooms nobody follows: in Redis mode after a second (the state stays in Redis); in local
+        # mode after ``idle_room_s`` (the live domain seeds the state again from the database on
+        # the next join), so a process never keeps rooms of sessions long over.
+        idle = 1.0 if self.bus is not None else self.idle_room_s
+        for room in list(self.rooms.values()):
+            if not room.viewers and room.empty_since is not None and mono - room.empty_since > idle:
+                self.rooms.pop(room.id, None)
+                room.stop()
+                self._dropped(room.id)
+                if self.bus is not None:
                     await self.bus.unsubscribe(room.id)
+        if self.room_check is not None and self.rooms and mono - self._last_room_check >= ROOM_CHECK_S:
+            self._last_room_check = mono
+            await self.check_rooms()
+
+    async def check_rooms(self) -> list[int]:
+        """Close here the rooms whose session is over (ended by the sweeper, in another process,
+        or while this process missed the notice). Which were closed."""
+        if self.room_check is None or not self.rooms:
+            return []
+        over = await self.room_check(sorted(self.rooms))
+        for room_id in over:
+            self.close_local(room_id, P.ENDED, "the live has ended")
+        return list(over)
 
 
 _PONG = Out(P.PONG)

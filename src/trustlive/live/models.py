@@ -181,11 +181,14 @@ class LiveOrder(Base):
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # The co-stream link the room was in when the order was placed (its revenue share applies).
+    costream_id: Mapped[int | None] = mapped_column(ForeignKey("live_costreams.id"), nullable=True)
 
 
 class LiveComment(Base):
     """A comment as the replay keeps it. Written in batches by the process's comment writer, with
-    ids made in the process (time-ordered), so the id the room saw is the id in the table."""
+    ids from the process's reserved block (``LiveIdBlock``), so the id the room saw is the id in
+    the table."""
 
     __tablename__ = "live_comments"
     __table_args__ = (
@@ -246,3 +249,96 @@ class LiveBlockedWord(Base):
 
     creator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     word: Mapped[str] = mapped_column(String(MAX_WORD), primary_key=True)
+
+
+# --- returning customers (熟客), co-streaming (连麦), comment ids (0015) --------------------------
+
+
+class CostreamStatus(enum.StrEnum):
+    invited = "invited"
+    active = "active"
+    declined = "declined"
+    ended = "ended"
+
+
+MAX_NOTE = 1000
+MAX_SHARE_BP = 5000
+
+
+class LiveVisit(Base):
+    """A viewer's visits to a creator's sessions: the session they were last in and when, the
+    time of the visit before it (the card's "last visit"), and when their card was last shown
+    to the creator (one card per buyer per session, again on a comment after a few minutes,
+    decided by one conditional UPDATE so that two processes never both send it)."""
+
+    __tablename__ = "live_visits"
+
+    creator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), nullable=False)
+    visited_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    previous_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    visits: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    card_session_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    card_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LiveCustomerNote(Base):
+    """A creator's private notes about one buyer (only that creator ever reads them)."""
+
+    __tablename__ = "live_customer_notes"
+
+    creator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    note: Mapped[str] = mapped_column(String(MAX_NOTE), default="", nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class LiveCostream(Base):
+    """A co-stream link between two live sessions of two creators: invited → active → ended, or
+    invited → declined / ended (withdrawn). ``share_bp`` of the attributed creator's commission on
+    orders placed in either room while active goes to the other creator at settlement."""
+
+    __tablename__ = "live_costreams"
+    __table_args__ = (
+        CheckConstraint("share_bp >= 0 AND share_bp <= 5000", name="share_range"),
+        CheckConstraint("status IN ('invited', 'active', 'declined', 'ended')", name="status_known"),
+        CheckConstraint("inviter_session_id <> invitee_session_id", name="two_sessions"),
+        # One open link (invited or active) per session on each side, decided by the database.
+        Index(
+            "ix_live_costreams_open_inviter",
+            "inviter_session_id",
+            unique=True,
+            postgresql_where=text("status IN ('invited', 'active')"),
+            sqlite_where=text("status IN ('invited', 'active')"),
+        ),
+        Index(
+            "ix_live_costreams_open_invitee",
+            "invitee_session_id",
+            unique=True,
+            postgresql_where=text("status IN ('invited', 'active')"),
+            sqlite_where=text("status IN ('invited', 'active')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    inviter_session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), nullable=False)
+    invitee_session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), nullable=False)
+    inviter_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    invitee_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    share_bp: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=CostreamStatus.invited, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class LiveIdBlock(Base):
+    """Id blocks handed to processes (``handler.CommentIds``): each process reserves the next
+    block of comment ids with one UPDATE, so ids from two processes never collide."""
+
+    __tablename__ = "live_id_blocks"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    next_id: Mapped[int] = mapped_column(BigInteger, nullable=False)

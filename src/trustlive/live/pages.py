@@ -31,7 +31,7 @@ from trustlive.config import Settings
 from trustlive.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from trustlive.live import service
 from trustlive.live.hub import Hub
-from trustlive.live.schemas import BlocklistIn, FlashSaleIn, LiveOrderIn, SaleOut, SessionIn
+from trustlive.live.schemas import BlocklistIn, CostreamIn, FlashSaleIn, LiveOrderIn, SaleOut, SessionIn
 from trustlive.orders import service as orders
 from trustlive.web.forms import bad_fields, fixable, integer, invalid, parse, text, to_upload
 from trustlive.web.i18n import N_, gettext
@@ -79,6 +79,13 @@ ERROR_TEXT = {
     "mute_not_found": N_("That user is not muted."),
     "ban_not_found": N_("That user is not banned."),
     "not_creator": N_("Only the creator can mute or ban a moderator."),
+    "partner_not_live": N_("That creator's session is not live."),
+    "already_linked": N_("One of the two sessions is already co-streaming."),
+    "cannot_costream_self": N_("Invite another creator's live session."),
+    "costream_not_found": N_("We could not find that co-stream."),
+    "not_invitee": N_("Only the invited creator can answer."),
+    "not_invited": N_("That invitation is no longer open."),
+    "not_open": N_("That co-stream is over already."),
 }
 
 SAVED_TEXT = {
@@ -97,6 +104,8 @@ SAVED_TEXT = {
     "deleted": N_("Comment deleted."),
     "moderators": N_("Moderators saved."),
     "blocklist": N_("Blocked words saved."),
+    "costream_invited": N_("Invitation sent."),
+    "costream": N_("Co-stream updated."),
 }
 
 
@@ -145,6 +154,18 @@ def _labels() -> dict[str, str]:
         "error_bad_frame": gettext("That could not be sent."),
         "error_too_many_bad_frames": gettext("The connection was closed. Reload the page."),
         "error_shutdown": gettext("The server is restarting. Reconnecting…"),
+        "costream_with": gettext("Co-streaming with %(name)s") % {"name": "{name}"},
+        "costream_invite": gettext("%(name)s invites you to co-stream (share %(pct)s%%)")
+        % {"name": "{name}", "pct": "{pct}"},
+        "card_orders": gettext("%(n)s orders · spent %(spent)s") % {"n": "{n}", "spent": "{spent}"},
+        "card_last_visit": gettext("Last visit: %(time)s") % {"time": "{time}"},
+        "card_first_visit": gettext("First visit"),
+        "card_bought": gettext("Bought: %(options)s") % {"options": "{options}"},
+        "card_notes": gettext("Private notes"),
+        "card_save": gettext("Save notes"),
+        "card_saved": gettext("Saved"),
+        "costream_accept": gettext("Accept"),
+        "costream_decline": gettext("Decline"),
         **{f"error_{code}": gettext(message) for code, message in ERROR_TEXT.items()},
     }
 
@@ -429,6 +450,7 @@ async def _session_console(
         "view": view,
         "s": s,
         "mine": mine,
+        "me_id": me.id,
         "pin_json": msgspec.to_builtins(view.pin) if view.pin else None,
         "sale_json": _sale_state(view.sale),
         "comments": list(reversed(comments)),
@@ -477,6 +499,43 @@ async def _console_action(
             status_code=err.status_code,
         )  # fmt: skip
     return Redirect(f"/console/live/{session_id}?saved={saved}#{where}", status_code=303)
+
+
+@post("/console/live/{session_id:int}/costream", **allow("creator"))
+async def invite_costream(
+    session_id: int, data: Form, db: AsyncSession, me: Principal, live_hub: Hub
+) -> Template | Redirect:
+    """Invite another creator's live session (its id) to co-stream, with a share in percent."""
+    form = {
+        "partner_session_id": text(data, "partner_session_id"),
+        "share_pct": text(data, "share_pct") or "0",
+    }
+
+    async def action() -> None:
+        partner = integer(form, "partner_session_id", minimum=1, maximum=MAX_ID)
+        share_bp = integer(form, "share_pct", minimum=0, maximum=50) * 100
+        await service.invite_costream(db, me, session_id, CostreamIn(partner, share_bp))
+
+    return await _console_action(db, me, session_id, live_hub, "costream", "costream_invited", form, action)
+
+
+@post("/console/live/{session_id:int}/costream/{costream_id:int}/{verb:str}", **allow("creator"))
+async def answer_costream(
+    session_id: int, costream_id: int, verb: str, db: AsyncSession, me: Principal, live_hub: Hub
+) -> Template | Redirect:
+    """Accept, decline or end a co-stream from the console."""
+    calls = {
+        "accept": service.accept_costream,
+        "decline": service.decline_costream,
+        "end": service.end_costream,
+    }
+    if verb not in calls:
+        raise _readable(NotFound("no such action", code="costream_not_found"))
+
+    async def action() -> None:
+        await calls[verb](db, me, costream_id)
+
+    return await _console_action(db, me, session_id, live_hub, "costream", "costream", {}, action)
 
 
 @post("/console/live/{session_id:int}/pin", **signed_in())
@@ -669,4 +728,6 @@ routes = [
     add_moderator,
     remove_moderator,
     blocklist,
+    invite_costream,
+    answer_costream,
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,11 +17,15 @@ from trustlive.live.models import (
     LiveBan,
     LiveBlockedWord,
     LiveComment,
+    LiveCostream,
+    LiveCustomerNote,
     LiveFeatured,
+    LiveIdBlock,
     LiveModerator,
     LiveMute,
     LiveOrder,
     LiveSession,
+    LiveVisit,
     SaleStatus,
     SessionStatus,
 )
@@ -46,7 +50,11 @@ async def get_session(session: AsyncSession, session_id: int, *, fresh: bool = F
 async def sessions_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, LiveSession]:
     if not ids:
         return {}
-    rows = await session.scalars(select(LiveSession).where(LiveSession.id.in_(sorted(set(ids)))))
+    rows = await session.scalars(
+        select(LiveSession)
+        .where(LiveSession.id.in_(sorted(set(ids))))
+        .execution_options(populate_existing=True)
+    )
     return {r.id: r for r in rows}
 
 
@@ -440,3 +448,162 @@ async def moderation_of(session: AsyncSession, creator_id: int, now: dt.datetime
         "bans": set(bans),
         "words": await words_of(session, creator_id),
     }
+
+
+# --- comment ids ------------------------------------------------------------------------------
+
+
+async def reserve_ids(session: AsyncSession, name: str, n: int) -> int:
+    """The first of ``n`` ids reserved for the caller alone (one UPDATE ... RETURNING on the
+    block's row; the row is made on first use, above every comment id already stored)."""
+    stmt = (
+        update(LiveIdBlock)
+        .where(LiveIdBlock.name == name)
+        .values(next_id=LiveIdBlock.next_id + n)
+        .returning(LiveIdBlock.next_id)
+    )
+    end = await session.scalar(stmt)
+    if end is None:
+        start = (await session.scalar(select(func.max(LiveComment.id)))) or 0
+        await session.execute(
+            _insert(session)(LiveIdBlock).values(name=name, next_id=start + 1).on_conflict_do_nothing()
+        )
+        end = await session.scalar(stmt)
+    return int(end) - n
+
+
+# --- returning customers ----------------------------------------------------------------------
+
+
+async def get_visit(session: AsyncSession, creator_id: int, user_id: int) -> LiveVisit | None:
+    stmt = (
+        select(LiveVisit)
+        .where(LiveVisit.creator_id == creator_id, LiveVisit.user_id == user_id)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def record_visit(
+    session: AsyncSession, creator_id: int, user_id: int, session_id: int, now: dt.datetime
+) -> None:
+    """Entering one of the creator's sessions: a new session moves the last visit to
+    ``previous_at``; entering the same session again only refreshes ``visited_at``."""
+    new_session = update(LiveVisit).where(
+        LiveVisit.creator_id == creator_id, LiveVisit.user_id == user_id, LiveVisit.session_id != session_id
+    ).values(previous_at=LiveVisit.visited_at, visited_at=now, session_id=session_id,
+             visits=LiveVisit.visits + 1)  # fmt: skip
+    if (await session.execute(new_session)).rowcount:
+        return
+    same = update(LiveVisit).where(
+        LiveVisit.creator_id == creator_id, LiveVisit.user_id == user_id
+    ).values(visited_at=now)  # fmt: skip
+    if (await session.execute(same)).rowcount:
+        return
+    await session.execute(
+        _insert(session)(LiveVisit)
+        .values(creator_id=creator_id, user_id=user_id, session_id=session_id, visited_at=now, visits=1)
+        .on_conflict_do_nothing()
+    )
+
+
+async def claim_card(
+    session: AsyncSession, creator_id: int, user_id: int, session_id: int, now: dt.datetime,
+    again_after: dt.timedelta | None,
+) -> bool:  # fmt: skip
+    """Whether this caller sends the buyer's card now: not yet sent in this session (or, with
+    ``again_after``, last sent before then). One conditional UPDATE: two processes never both win."""
+    due = [LiveVisit.card_session_id.is_(None), LiveVisit.card_session_id != session_id]
+    if again_after is not None:
+        due.append(LiveVisit.card_at < now - again_after)
+    stmt = (
+        update(LiveVisit)
+        .where(LiveVisit.creator_id == creator_id, LiveVisit.user_id == user_id, or_(*due))
+        .values(card_session_id=session_id, card_at=now)
+    )
+    return bool((await session.execute(stmt)).rowcount)
+
+
+async def get_note(session: AsyncSession, creator_id: int, buyer_id: int) -> LiveCustomerNote | None:
+    return await session.scalar(
+        select(LiveCustomerNote).where(
+            LiveCustomerNote.creator_id == creator_id, LiveCustomerNote.buyer_id == buyer_id
+        )
+    )
+
+
+async def set_note(
+    session: AsyncSession, creator_id: int, buyer_id: int, note: str, now: dt.datetime
+) -> None:
+    stmt = _insert(session)(LiveCustomerNote).values(
+        creator_id=creator_id, buyer_id=buyer_id, note=note, updated_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["creator_id", "buyer_id"], set_={"note": note, "updated_at": now}
+    )
+    await session.execute(stmt)
+
+
+# --- co-streaming -----------------------------------------------------------------------------
+
+_OPEN = ("invited", "active")
+
+
+async def get_costream(session: AsyncSession, costream_id: int) -> LiveCostream | None:
+    stmt = (
+        select(LiveCostream).where(LiveCostream.id == costream_id).execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def open_costream_of(
+    session: AsyncSession, session_id: int, *, active_only: bool = False
+) -> LiveCostream | None:
+    """The session's open link (invited or active; ``active_only``: active), either side."""
+    statuses = ("active",) if active_only else _OPEN
+    stmt = (
+        select(LiveCostream)
+        .where(
+            or_(LiveCostream.inviter_session_id == session_id, LiveCostream.invitee_session_id == session_id),
+            LiveCostream.status.in_(statuses),
+        )
+        .order_by(LiveCostream.id.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def costreams_of(session: AsyncSession, user_id: int, limit: int = 50) -> list[LiveCostream]:
+    stmt = (
+        select(LiveCostream)
+        .where(or_(LiveCostream.inviter_id == user_id, LiveCostream.invitee_id == user_id))
+        .order_by(LiveCostream.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def move_costream(
+    session: AsyncSession, costream_id: int, frm: tuple[str, ...], to: str, **values: Any
+) -> bool:
+    stmt = (
+        update(LiveCostream)
+        .where(LiveCostream.id == costream_id, LiveCostream.status.in_(frm))
+        .values(status=to, **values)
+    )
+    return bool((await session.execute(stmt)).rowcount)
+
+
+async def sessions_not_live(session: AsyncSession, session_ids: list[int]) -> list[int]:
+    """Of ``session_ids``, those that are not live (ended, cancelled, or gone)."""
+    if not session_ids:
+        return []
+    live = set(
+        await session.scalars(
+            select(LiveSession.id).where(
+                LiveSession.id.in_(session_ids), LiveSession.status == SessionStatus.live
+            )
+        )
+    )
+    return [i for i in session_ids if i not in live]

@@ -150,6 +150,7 @@ class LivePlacedOut(msgspec.Struct):
     total_fen: int
     replayed: bool
     sale: SaleOut | None = None
+    costream_id: int | None = None  # the co-stream link the order was placed during
 
 
 class CommentOut(msgspec.Struct):
@@ -222,3 +223,78 @@ class ConsoleView(msgspec.Struct):
     state: dict[str, Any]
     moderators: list[UserRefOut]
     blocked_words: list[str]
+    costream: CostreamOut | None = None  # the session's open co-stream link (invited or active)
+
+
+# --- returning customers (熟客) -----------------------------------------------------------------
+
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
+ShareBp = Annotated[int, msgspec.Meta(ge=0, le=5000)]
+
+
+class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    note: Note
+
+
+class NoteOut(msgspec.Struct):
+    """The creator's private notes about a buyer (only that creator ever reads them)."""
+
+    buyer_id: int
+    note: str
+    updated_at: dt.datetime | None
+
+
+class PastOrderOut(msgspec.Struct):
+    order_id: int
+    at: dt.datetime
+    title: str
+    options: list[str]
+    quantity: int
+    spent_fen: int
+
+
+class CustomerCardOut(msgspec.Struct):
+    """A returning customer's card, as the console shows it (the ``card`` frame carries the
+    same fields with ``"t": "card"`` and ``session_id``)."""
+
+    user_id: int
+    name: str
+    orders: int
+    spent_fen: int
+    recent: list[PastOrderOut]
+    options: list[str]
+    last_visit: dt.datetime | None
+    visits: int
+    note: str
+
+
+# --- co-streaming (连麦) ------------------------------------------------------------------------
+
+
+class CostreamIn(msgspec.Struct, forbid_unknown_fields=True):
+    partner_session_id: Id
+    share_bp: ShareBp = 0
+
+
+class CostreamSideOut(msgspec.Struct):
+    session_id: int
+    creator_id: int
+    creator_name: str
+    title: str
+
+
+class CostreamOut(msgspec.Struct):
+    """A co-stream link: invited → active → ended, or invited → declined / ended."""
+
+    id: int
+    status: str
+    share_bp: int
+    inviter: CostreamSideOut
+    invitee: CostreamSideOut
+    created_at: dt.datetime
+    accepted_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+
+class CostreamList(msgspec.Struct):
+    items: list[CostreamOut]

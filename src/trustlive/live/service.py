@@ -37,20 +37,37 @@ from trustlive.errors import (
     ValidationFailed,
     validated,
 )
+from trustlive.ledger import service as ledger
 from trustlive.live import handler as live_handler
 from trustlive.live import repository as repo
 from trustlive.live.handler import MODERATION, mask_name
-from trustlive.live.models import MAX_WORD, FlashSale, LiveOrder, LiveSession, SaleStatus, SessionStatus
+from trustlive.live.models import (
+    MAX_WORD,
+    CostreamStatus,
+    FlashSale,
+    LiveCostream,
+    LiveOrder,
+    LiveSession,
+    SaleStatus,
+    SessionStatus,
+)
 from trustlive.live.protocol import strip_controls
 from trustlive.live.schemas import (
     BlocklistIn,
     BlocklistOut,
     CommentOut,
     ConsoleView,
+    CostreamIn,
+    CostreamOut,
+    CostreamSideOut,
+    CustomerCardOut,
     FeaturedIn,
     FlashSaleIn,
     LiveOrderIn,
     LivePlacedOut,
+    NoteIn,
+    NoteOut,
+    PastOrderOut,
     PinOut,
     ReplayOut,
     SaleLineOut,
@@ -64,10 +81,12 @@ from trustlive.live.schemas import (
     UserRefOut,
     ViewerView,
 )
+from trustlive.money import apply_rate_bp
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import ItemIn, OrderIn
 
 S = SessionStatus
+C = CostreamStatus
 _CHANGED_KEY = "trustlive_live_moderation_changed"
 
 
@@ -365,6 +384,11 @@ async def _end(session: AsyncSession, s: LiveSession, reason: str, now: dt.datet
     sale = await repo.running_sale(session, s.id)
     if sale is not None:
         await repo.end_sale(session, sale.id, SaleStatus.ended, now)
+    link = await repo.open_costream_of(session, s.id)
+    if link is not None and await repo.move_costream(
+        session, link.id, (C.invited, C.active), C.ended, ended_at=now
+    ):
+        _costream_changed(session, link, C.ended)
     events.record(
         session, "live.session_ended", {"session_id": s.id, "creator_id": s.creator_id, "reason": reason}
     )
@@ -591,12 +615,18 @@ async def buy(
         raise Forbidden("you are banned from this room", code="banned")
     sku = (await catalog.skus_for_sale(session, [data.sku_id])).get(data.sku_id)
     featured = (await repo.featured_of(session, [s.id]))[s.id]
-    if sku is None or sku.product_id not in featured:
+    link = await repo.open_costream_of(session, s.id, active_only=True)
+    seller = s  # the session whose flash sale applies: this one, or the partner's
+    if sku is not None and sku.product_id not in featured and link is not None:
+        partner = await repo.get_session(session, _partner_of(link, s.id), fresh=True)
+        if partner is not None and partner.status == S.live and partner.pinned_product_id == sku.product_id:
+            seller = partner  # the partner's pinned product, bought from this room
+    if sku is None or (sku.product_id not in featured and seller is s):
         raise ValidationFailed(
             "sku_id: not a SKU of a product featured here", field="sku_id", code="not_featured"
         )
     now = utcnow()
-    sale = await repo.running_sale(session, s.id)
+    sale = await repo.running_sale(session, seller.id)
     if sale is not None and (sale.sku_id != sku.sku_id or sale.ends_at <= now):
         sale = None  # not this SKU, or its countdown is over (the sweeper will mark it)
     order_in = OrderIn(
@@ -619,7 +649,7 @@ async def buy(
             LiveOrder(
                 session_id=s.id, order_id=order.id, buyer_id=buyer.id, product_id=sku.product_id,
                 sku_id=sku.sku_id, sale_id=sale.id if sale else None, quantity=data.quantity,
-                amount_fen=amount, created_at=now,
+                amount_fen=amount, created_at=now, costream_id=link.id if link else None,
             )
         )  # fmt: skip
     await repo.add_sales(session, s.id, len(placed_orders), data.quantity, amount)
@@ -632,9 +662,12 @@ async def buy(
             "session_id": s.id, "order_id": placed_orders[0].id, "buyer": mask_name(buyer.display_name),
             "title": sku.title, "product_id": sku.product_id, "sku_id": sku.sku_id, "quantity": data.quantity,
             "sale_id": sale.id if sale else None, "ts": int(now.timestamp() * 1000),
+            "costream_id": link.id if link else None,
         },
     )  # fmt: skip
-    return _placed_out(s.id, placed_orders, placed.replayed, sale)
+    out = _placed_out(s.id, placed_orders, placed.replayed, sale)
+    out.costream_id = link.id if link else None
+    return out
 
 
 async def _claim(
@@ -885,6 +918,48 @@ async def replay(session: AsyncSession, viewer: Principal | None, session_id: in
     return ReplayOut(out, _stats(s), duration, sales, flash)
 
 
+# --- appraisal and consignment (called by the consignment domain) -----------------------------
+
+
+async def show_appraisal(
+    session: AsyncSession, creator: Principal, session_id: int, card: dict[str, Any]
+) -> None:
+    """Show an appraisal card to the room's viewers (P0 ``appraisal``, after commit): only in the
+    creator's own session (403 ``not_your_session``) while it is live (409 ``not_live``)."""
+    s = await _own(session, creator, session_id)
+    _live(s)
+    events.record(session, "live.appraisal", {"session_id": s.id, "card": card})
+
+
+async def show_consignment_terms(session: AsyncSession, creator_id: int, terms: dict[str, Any]) -> int | None:
+    """Show the creator's consignment terms (fee, waiver) in their live room, if one is live (P0
+    ``consignment``, after commit). The room's id, or None."""
+    s = await repo.live_session_of(session, creator_id)
+    if s is None:
+        return None
+    events.record(session, "live.consignment_terms", {"session_id": s.id, "terms": terms})
+    return s.id
+
+
+async def live_session_id(session: AsyncSession, creator_id: int) -> int | None:
+    """The creator's live session now, if any."""
+    s = await repo.live_session_of(session, creator_id)
+    return s.id if s is not None else None
+
+
+async def feature_product(
+    session: AsyncSession, creator: Principal, session_id: int, product_id: int
+) -> None:
+    """Add one product to the featured products of the creator's own scheduled or live session
+    (a consigned item once listed): 403 ``not_your_session``, 409 ``session_over``."""
+    s = await _own(session, creator, session_id)
+    if s.status not in (S.scheduled, S.live):
+        raise InvalidTransition("the session is over", code="session_over")
+    ids = (await repo.featured_of(session, [s.id]))[s.id]
+    if product_id not in ids:  # only the new one is checked: an earlier one may be gone since
+        await repo.set_featured(session, s.id, [*ids, *await _check_products(session, [product_id])])
+
+
 # --- first renders for the pages --------------------------------------------------------------
 
 
@@ -917,6 +992,7 @@ async def console_view(
         sale=sale_out(sale) if sale else None, state=dict(state or {}),
         moderators=await _refs(session, await repo.moderators_of(session, s.creator_id)),
         blocked_words=await repo.words_of(session, s.creator_id),
+        costream=await open_costream(session, s.id),
     )  # fmt: skip
 
 
@@ -944,10 +1020,10 @@ async def room_state(session: AsyncSession, session_id: int) -> dict[str, Any]:
     """The domain's P0 keys of a room as the database has them now (``pin``, ``sale``)."""
     s = await repo.get_session(session, session_id, fresh=True)
     if s is None or s.status != S.live:
-        return {"pin": None, "sale": None}
+        return {"pin": None, "sale": None, "costream": None}
     sale = await repo.running_sale(session, s.id)
     card = await pin_card(session, s.pinned_product_id, sale) if s.pinned_product_id else None
-    return {"pin": _plain(card), "sale": sale_state(sale)}
+    return {"pin": _plain(card), "sale": sale_state(sale), "costream": await costream_state(session, s.id)}
 
 
 def hub_subscribers(
@@ -956,10 +1032,30 @@ def hub_subscribers(
     """Topic → handler, for ``EventBus.subscribe``: what each committed live event does to the
     room. Handlers read the current state (latest wins), so a late or repeated delivery is harmless."""
 
+    async def set_rooms(session: AsyncSession, rooms: list[int]) -> None:
+        """The rooms' P0 keys, and those of each one's co-stream partner (it shows this room's
+        pinned product and sale)."""
+        todo = list(dict.fromkeys(rooms))
+        for room in list(todo):
+            link = await repo.open_costream_of(session, room, active_only=True)
+            if link is not None and _partner_of(link, room) not in todo:
+                todo.append(_partner_of(link, room))
+        for room in todo:
+            for key, value in (await room_state(session, room)).items():
+                hub.set_state(room, key, value)
+
     async def refresh(session: AsyncSession, event: events.Event) -> None:
-        room = int(event.payload["session_id"])
-        for key, value in (await room_state(session, room)).items():
-            hub.set_state(room, key, value)
+        await set_rooms(session, [int(event.payload["session_id"])])
+
+    async def costream(session: AsyncSession, event: events.Event) -> None:
+        p = event.payload
+        await set_rooms(session, [int(x) for x in p["session_ids"]])
+        if p.get("status") == C.invited:  # the invitee's console hears of it at once
+            link = await repo.get_costream(session, int(p["costream_id"]))
+            if link is not None and link.status == C.invited:
+                out = await costream_out(session, link)
+                hub.send_private(link.invitee_session_id, [link.invitee_id],
+                                 {"t": "costream_invite", "costream": _plain(out)})  # fmt: skip
 
     async def purchased(session: AsyncSession, event: events.Event) -> None:
         p = event.payload
@@ -994,7 +1090,15 @@ def hub_subscribers(
         del ids[:-50]
         hub.set_state(room, "deleted", list(ids))
 
+    async def appraisal(session: AsyncSession, event: events.Event) -> None:
+        hub.set_state(int(event.payload["session_id"]), "appraisal", event.payload["card"])
+
+    async def consignment_terms(session: AsyncSession, event: events.Event) -> None:
+        hub.set_state(int(event.payload["session_id"]), "consignment", event.payload["terms"])
+
     return {
+        "live.appraisal": appraisal,
+        "live.consignment_terms": consignment_terms,
         "live.session_started": started,
         "live.session_ended": ended,
         "live.pinned": refresh,
@@ -1004,6 +1108,7 @@ def hub_subscribers(
         "live.purchase": purchased,
         "live.moderation_changed": moderation,
         "live.comment_deleted": deleted,
+        "live.costream_changed": costream,
     }
 
 
@@ -1012,3 +1117,258 @@ async def on_order_cancelled(session: AsyncSession, event: events.Event) -> None
     for order_id in event.payload.get("order_ids") or [event.payload.get("order_id")]:
         if order_id is not None:
             await order_cancelled(session, int(order_id))
+
+
+# --- returning customers (熟客) -------------------------------------------------------------------
+
+CARD_AGAIN = dt.timedelta(minutes=3)  # a commenting customer's card comes again after this
+
+
+def _require_creator(actor: Principal) -> None:
+    if not actor.has("creator"):
+        raise Forbidden("this needs the creator role", code="role_required")
+
+
+async def _card(
+    session: AsyncSession, creator_id: int, buyer_id: int, session_id: int | None
+) -> CustomerCardOut:
+    """The buyer's card for the creator: orders facts from the orders domain, the visits, the
+    creator's notes. ``session_id``: the session the buyer is in now (its entry is not "last")."""
+    history = await orders.customer_history(session, buyer_id, creator_id)
+    names = await accounts.users_by_ids(session, [buyer_id])
+    visit = await repo.get_visit(session, creator_id, buyer_id)
+    last = None
+    if visit is not None:
+        last = visit.previous_at if visit.session_id == session_id else visit.visited_at
+    note = await repo.get_note(session, creator_id, buyer_id)
+    return CustomerCardOut(
+        user_id=buyer_id, name=names[buyer_id].display_name if buyer_id in names else "",
+        orders=history.orders, spent_fen=history.spent_fen,
+        recent=[PastOrderOut(p.order_id, p.at, p.title, list(p.options), p.quantity, p.spent_fen)
+                for p in history.recent],
+        options=list(history.options), last_visit=last, visits=visit.visits if visit else 0,
+        note=note.note if note else "",
+    )  # fmt: skip
+
+
+async def room_customer(
+    session: AsyncSession, creator_id: int, session_id: int, user_id: int, now: dt.datetime, *, comment: bool
+) -> dict[str, Any] | None:
+    """A viewer entered (``comment=False``: the visit is recorded) or commented in the creator's
+    room: the ``card`` frame for the creator's console when they have bought from the creator
+    before and their card is due (once per session; again on a comment after CARD_AGAIN), else
+    None. The claim is one conditional UPDATE, so every process together sends it once."""
+    if user_id == creator_id:
+        return None
+    if not comment:
+        await repo.record_visit(session, creator_id, user_id, session_id, now)
+    card = await _card(session, creator_id, user_id, session_id)
+    if card.orders == 0:
+        return None
+    if not await repo.claim_card(
+        session, creator_id, user_id, session_id, now, CARD_AGAIN if comment else None
+    ):
+        return None
+    return {"t": "card", "session_id": session_id, **msgspec.to_builtins(card)}
+
+
+async def customer_card(session: AsyncSession, actor: Principal, buyer_id: int) -> CustomerCardOut:
+    """The actor's (a creator's) card of one buyer: what they bought from the actor, visits, notes."""
+    _require_creator(actor)
+    await _user_ref(session, buyer_id)
+    return await _card(session, actor.id, buyer_id, None)
+
+
+async def get_note(session: AsyncSession, actor: Principal, buyer_id: int) -> NoteOut:
+    _require_creator(actor)
+    await _user_ref(session, buyer_id)
+    note = await repo.get_note(session, actor.id, buyer_id)
+    return NoteOut(buyer_id, note.note if note else "", note.updated_at if note else None)
+
+
+async def set_note(session: AsyncSession, actor: Principal, buyer_id: int, data: NoteIn) -> NoteOut:
+    """Replace the actor's private notes about a buyer (empty clears them)."""
+    data = validated(data)
+    _require_creator(actor)
+    if buyer_id == actor.id:
+        raise ValidationFailed("buyer_id: not yourself", field="buyer_id")
+    await _user_ref(session, buyer_id)
+    now = utcnow()
+    text = "\n".join(strip_controls(part) for part in data.note.replace("\r\n", "\n").split("\n")).strip()
+    await repo.set_note(session, actor.id, buyer_id, text, now)
+    return NoteOut(buyer_id, text, now)
+
+
+# --- co-streaming (连麦) --------------------------------------------------------------------------
+
+
+def _partner_of(link: LiveCostream, session_id: int) -> int:
+    return link.invitee_session_id if link.inviter_session_id == session_id else link.inviter_session_id
+
+
+async def costream_out(session: AsyncSession, link: LiveCostream) -> CostreamOut:
+    rows = await repo.sessions_by_ids(session, [link.inviter_session_id, link.invitee_session_id])
+    names = await accounts.users_by_ids(session, [link.inviter_id, link.invitee_id])
+
+    def side(session_id: int, creator_id: int) -> CostreamSideOut:
+        row = rows.get(session_id)
+        name = names[creator_id].display_name if creator_id in names else ""
+        return CostreamSideOut(session_id, creator_id, name, row.title if row else "")
+
+    return CostreamOut(
+        id=link.id, status=link.status, share_bp=link.share_bp,
+        inviter=side(link.inviter_session_id, link.inviter_id), invitee=side(link.invitee_session_id, link.invitee_id),
+        created_at=link.created_at, accepted_at=link.accepted_at, ended_at=link.ended_at,
+    )  # fmt: skip
+
+
+async def costream_state(session: AsyncSession, session_id: int) -> dict[str, Any] | None:
+    """P0 ``costream`` of a room: both creators (this room's first), the agreed share, and the
+    partner's pinned product and flash sale (viewers may buy it from this room); None unlinked."""
+    link = await repo.open_costream_of(session, session_id, active_only=True)
+    if link is None:
+        return None
+    out = await costream_out(session, link)
+    mine, theirs = (
+        (out.inviter, out.invitee) if link.inviter_session_id == session_id else (out.invitee, out.inviter)
+    )
+    partner = await repo.get_session(session, theirs.session_id, fresh=True)
+    pin = sale = None
+    if partner is not None and partner.status == S.live and partner.pinned_product_id:
+        running = await repo.running_sale(session, partner.id)
+        pin, sale = _plain(await pin_card(session, partner.pinned_product_id, running)), sale_state(running)
+    return {
+        "id": link.id, "share_bp": link.share_bp,
+        "creators": [
+            {"id": x.creator_id, "name": x.creator_name, "session_id": x.session_id, "title": x.title}
+            for x in (mine, theirs)
+        ],
+        "partner": {"session_id": theirs.session_id, "creator_id": theirs.creator_id, "name": theirs.creator_name,
+                    "pin": pin, "sale": sale},
+    }  # fmt: skip
+
+
+def _costream_changed(session: AsyncSession, link: LiveCostream, status: str) -> None:
+    events.record(session, "live.costream_changed", {
+        "costream_id": link.id, "status": status,
+        "session_ids": [link.inviter_session_id, link.invitee_session_id],
+    })  # fmt: skip
+
+
+async def _link(session: AsyncSession, actor: Principal, costream_id: int) -> LiveCostream:
+    """A link the actor is a party to: 404 for a link that does not exist or is not theirs."""
+    link = await repo.get_costream(session, costream_id)
+    if link is None or actor.id not in (link.inviter_id, link.invitee_id):
+        raise NotFound(f"co-stream {costream_id} not found", code="costream_not_found")
+    return link
+
+
+async def invite_costream(
+    session: AsyncSession, actor: Principal, session_id: int, data: CostreamIn
+) -> CostreamOut:
+    """From the actor's live session, invite another creator's live session to co-stream, with
+    an optional revenue share (basis points, 0-5000). 403 not your session; 404 no such partner
+    session; 409 ``not_live``, ``partner_not_live``, ``already_linked``; 422 ``cannot_costream_self``."""
+    data = validated(data)
+    s = await _own(session, actor, session_id)
+    _live(s)
+    partner = await _load(session, data.partner_session_id, actor, fresh=True)
+    if partner.creator_id == actor.id:
+        raise ValidationFailed("partner_session_id: another creator's session", field="partner_session_id",
+                               code="cannot_costream_self")  # fmt: skip
+    if partner.status != S.live:
+        raise Conflict(
+            "the partner's session is not live", code="partner_not_live", field="partner_session_id"
+        )
+    for sid in (s.id, partner.id):
+        if await repo.open_costream_of(session, sid) is not None:
+            raise Conflict(f"session {sid} is already in a co-stream", code="already_linked")
+    link = LiveCostream(
+        inviter_session_id=s.id, invitee_session_id=partner.id, inviter_id=actor.id, invitee_id=partner.creator_id,
+        share_bp=data.share_bp, status=C.invited, created_at=utcnow(),
+    )  # fmt: skip
+    try:
+        async with session.begin_nested():
+            session.add(link)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("one of the sessions is already in a co-stream", code="already_linked") from None
+    _costream_changed(session, link, C.invited)
+    return await costream_out(session, link)
+
+
+async def accept_costream(session: AsyncSession, actor: Principal, costream_id: int) -> CostreamOut:
+    """The invitee accepts: both sessions must still be live (409 ``not_live``)."""
+    link = await _link(session, actor, costream_id)
+    if actor.id != link.invitee_id:
+        raise Forbidden("only the invited creator may accept", code="not_invitee")
+    if link.status != C.invited:
+        raise InvalidTransition(f"a {link.status} co-stream cannot be accepted", code="not_invited")
+    rows = await repo.sessions_by_ids(session, [link.inviter_session_id, link.invitee_session_id])
+    if any(r.status != S.live for r in rows.values()) or len(rows) != 2:
+        raise InvalidTransition("both sessions must be live", code="not_live")
+    if not await repo.move_costream(session, link.id, (C.invited,), C.active, accepted_at=utcnow()):
+        raise InvalidTransition("the invitation is no longer open", code="not_invited")
+    link = await repo.get_costream(session, link.id)  # type: ignore[assignment]
+    _costream_changed(session, link, C.active)
+    return await costream_out(session, link)
+
+
+async def decline_costream(session: AsyncSession, actor: Principal, costream_id: int) -> CostreamOut:
+    link = await _link(session, actor, costream_id)
+    if actor.id != link.invitee_id:
+        raise Forbidden("only the invited creator may decline", code="not_invitee")
+    if not await repo.move_costream(session, link.id, (C.invited,), C.declined, ended_at=utcnow(),
+                                    ended_by_id=actor.id):  # fmt: skip
+        raise InvalidTransition(f"a {link.status} co-stream cannot be declined", code="not_invited")
+    link = await repo.get_costream(session, link.id)  # type: ignore[assignment]
+    _costream_changed(session, link, C.declined)
+    return await costream_out(session, link)
+
+
+async def end_costream(session: AsyncSession, actor: Principal, costream_id: int) -> CostreamOut:
+    """Either creator ends the link (the inviter may also withdraw an invitation)."""
+    link = await _link(session, actor, costream_id)
+    if not await repo.move_costream(session, link.id, (C.invited, C.active), C.ended, ended_at=utcnow(),
+                                    ended_by_id=actor.id):  # fmt: skip
+        raise InvalidTransition(f"a {link.status} co-stream cannot end", code="not_open")
+    link = await repo.get_costream(session, link.id)  # type: ignore[assignment]
+    _costream_changed(session, link, C.ended)
+    return await costream_out(session, link)
+
+
+async def get_costream(session: AsyncSession, actor: Principal, costream_id: int) -> CostreamOut:
+    return await costream_out(session, await _link(session, actor, costream_id))
+
+
+async def my_costreams(session: AsyncSession, actor: Principal) -> list[CostreamOut]:
+    """The actor's co-streams, invitations in and out, newest first."""
+    return [await costream_out(session, link) for link in await repo.costreams_of(session, actor.id)]
+
+
+async def open_costream(session: AsyncSession, session_id: int) -> CostreamOut | None:
+    link = await repo.open_costream_of(session, session_id)
+    return await costream_out(session, link) if link is not None else None
+
+
+async def costream_share(session: AsyncSession, order: Any, split: orders.Split) -> list[tuple[str, int]]:
+    """Settlement share (``orders.add_settlement_share``): of an order placed in a linked room
+    during the link, ``share_bp`` of the attributed creator's commission goes to the partner."""
+    line = await repo.live_order_of(session, order.id)
+    if line is None or line.costream_id is None:
+        return []
+    link = await repo.get_costream(session, line.costream_id)
+    room = await repo.get_session(session, line.session_id)
+    if link is None or room is None or link.share_bp <= 0:
+        return []
+    attributed = room.creator_id
+    partner = link.invitee_id if attributed == link.inviter_id else link.inviter_id
+    amount = sum(
+        apply_rate_bp(x.creator_fen, link.share_bp) for x in split.lines if x.creator_id == attributed
+    )
+    if amount <= 0:
+        return []
+    return [(ledger.creator_payable(attributed), -amount), (ledger.creator_payable(partner), amount)]
+
+
+orders.add_settlement_share("live_costream", costream_share)

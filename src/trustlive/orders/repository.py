@@ -173,6 +173,26 @@ async def list_orders(
     return list(await session.scalars(stmt))
 
 
+async def bought_from(
+    session: AsyncSession, buyer_id: int, creator_id: int, shop_ids: list[int], statuses: tuple[str, ...],
+    limit: int,
+) -> list[Order]:  # fmt: skip
+    """The buyer's orders in ``statuses`` with a line attributed to ``creator_id`` or from one of
+    ``shop_ids``, newest first, with their lines."""
+    attributed = select(OrderLine.order_id).where(OrderLine.creator_id == creator_id)
+    match = Order.id.in_(attributed)
+    if shop_ids:
+        match = match | Order.shop_id.in_(shop_ids)
+    stmt = (
+        select(Order)
+        .options(selectinload(Order.lines))
+        .where(Order.buyer_id == buyer_id, Order.status.in_(statuses), match)
+        .order_by(Order.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
 async def overdue_shipments(session: AsyncSession, now: dt.datetime, limit: int) -> tuple[list[Order], int]:
     """Paid orders past their ship-by deadline, the longest overdue first, and how many there are
     (through the partial index of paid orders' deadlines)."""

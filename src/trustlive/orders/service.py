@@ -585,6 +585,68 @@ async def orders_by_ids(session: AsyncSession, order_ids: list[int]) -> dict[int
     return {o.id: order_out(o) for o in await repo.orders_with_lines(session, sorted(set(order_ids)))}
 
 
+@dataclass(frozen=True)
+class PastOrder:
+    order_id: int
+    at: dt.datetime  # when it was paid (placed, if the payment time is unknown)
+    title: str  # the first matching line's product title (+ "…" when there are more lines)
+    options: tuple[str, ...]  # that line's option values (size, colour)
+    quantity: int
+    spent_fen: int
+
+
+@dataclass(frozen=True)
+class CustomerHistory:
+    """What a buyer has bought from a creator (``customer_history``)."""
+
+    orders: int
+    spent_fen: int
+    recent: tuple[PastOrder, ...]
+    options: tuple[str, ...]  # every option value bought (sizes, colours), most frequent first
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+
+
+BOUGHT_STATUSES = (S.paid, S.shipped, S.delivered, S.completed, S.settled)
+
+
+async def customer_history(
+    session: AsyncSession, buyer_id: int, creator_id: int, *, recent: int = 5, scan: int = 500
+) -> CustomerHistory:
+    """A buyer's paid orders (paid, shipped, delivered, completed, settled: never pending or
+    cancelled) bought from a creator: with a line attributed to the creator, or from a shop the
+    creator owns or staffs. Spent is what the buyer paid for the matching lines (a whole order
+    from the creator's shop), net of refunds. The newest ``scan`` orders are looked at."""
+    shop_ids = [shop.id for shop in await catalog.shops_of_user(session, creator_id)]
+    rows = await repo.bought_from(session, buyer_id, creator_id, shop_ids, BOUGHT_STATUSES, scan)
+    counts: dict[str, int] = defaultdict(int)
+    past: list[PastOrder] = []
+    spent = 0
+    for order in rows:
+        whole = order.shop_id in shop_ids
+        lines = [ln for ln in order.lines if whole or ln.creator_id == creator_id]
+        if not lines:
+            continue
+        order_spent = (
+            order.paid_fen - order.refunded_fen
+            if whole
+            else sum(ln.line_total_fen - ln.refunded_fen for ln in lines)
+        )
+        spent += order_spent
+        for ln in lines:
+            for value in ln.option_values or []:
+                counts[str(value)] += ln.quantity
+        first = lines[0]
+        title = first.title + (" …" if len(lines) > 1 else "")
+        past.append(PastOrder(order.id, order.paid_at or order.created_at, title, tuple(first.option_values or ()),
+                              sum(ln.quantity for ln in lines), order_spent))  # fmt: skip
+    options = tuple(sorted(counts, key=lambda v: (-counts[v], v)))
+    return CustomerHistory(
+        orders=len(past), spent_fen=spent, recent=tuple(past[:recent]), options=options,
+        first_at=past[-1].at if past else None, last_at=past[0].at if past else None,
+    )  # fmt: skip
+
+
 async def list_my_orders(
     session: AsyncSession, buyer: Principal, *, statuses: list[str] | None, before_id: int | None, limit: int
 ) -> list[Order]:

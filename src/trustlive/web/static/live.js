@@ -139,6 +139,12 @@ function start(root) {
       case "bye":
         bye(msg.code, msg.message);
         break;
+      case "card": // a returning customer, to the creator's connections only
+        showCard(msg);
+        break;
+      case "costream_invite": // another creator invites this session, to the creator only
+        showInvite(msg.costream || {});
+        break;
       default:
         break; // "pong" and anything newer than this page
     }
@@ -188,7 +194,31 @@ function start(root) {
     if ("stock" in s) applyStock(s.stock);
     if ("pin" in s || "sale" in s || "stock" in s) renderCard();
     if (Array.isArray(s.deleted)) dropComments(s.deleted);
+    if ("appraisal" in s) renderAppraisal(s.appraisal);
+    if ("consignment" in s) renderConsignFee(s.consignment);
+    if ("costream" in s) renderCostream(s.costream);
     if (s.ended) ended();
+  }
+
+  // An item appraised live (P0 "appraisal", docs/consignment.md): title, valuation, grade, notes.
+  function renderAppraisal(a) {
+    const box = $("[data-appraisal]");
+    if (!box) return;
+    box.hidden = !a;
+    if (!a) return;
+    box.querySelector("[data-appraisal-title]").textContent = String(a.title || "");
+    box.querySelector("[data-appraisal-value]").textContent = money(a.valuation_fen);
+    box.querySelector("[data-appraisal-grade]").textContent = String(a.grade || "");
+    box.querySelector("[data-appraisal-notes]").textContent = String(a.notes || "");
+  }
+
+  // The creator's consignment fee waiver (P0 "consignment"): "0% consignment fee until ...".
+  function renderConsignFee(t) {
+    const el = $("[data-consign-fee]");
+    if (!el) return;
+    const until = t && t.waived_until_text;
+    el.hidden = !until;
+    el.textContent = until ? String(el.dataset.label || "").replace("{time}", String(until)) : "";
   }
 
   // Comments a moderator deleted leave every screen.
@@ -574,6 +604,152 @@ function start(root) {
     }
   }
 
+  // --- co-streaming: the partner's pinned product, bought from this room (P0 "costream") --------
+  const coBox = $("[data-costream]");
+  let coPin = null;
+
+  function renderCostream(c) {
+    if (!coBox) return;
+    coBox.hidden = !c;
+    if (!c) return;
+    const partner = c.partner || {};
+    coBox.querySelector("[data-costream-title]").textContent = say("costream_with", { name: partner.name || "" });
+    coPin = partner.pin || null;
+    const box = coBox.querySelector("[data-costream-pin]");
+    box.hidden = !coPin;
+    if (!coPin) return;
+    box.querySelector("[data-costream-product]").textContent = String(coPin.title || "");
+    box.querySelector("[data-costream-price]").textContent = money(coPin.min_price_fen);
+    const select = box.querySelector("[data-costream-sku]");
+    if (!select) return;
+    const sale = running(partner.sale);
+    select.replaceChildren();
+    for (const sku of coPin.skus || []) {
+      const left = sale && sale.sku_id === sku.id ? Math.min(sku.stock, sale.left) : sku.stock;
+      const option = document.createElement("option");
+      option.value = String(sku.id);
+      option.disabled = left <= 0;
+      option.textContent = `${(sku.option_values || []).join(" / ") || coPin.title} · ${money(sku.price_fen)} · ${say("stock_left")} ${left}`;
+      select.append(option);
+    }
+  }
+
+  if (coBox) {
+    const button = coBox.querySelector("[data-costream-buy]");
+    const status = coBox.querySelector("[data-costream-status]");
+    const tell = (text) => { if (status) { status.textContent = text; status.hidden = !text; } };
+    if (button) button.addEventListener("click", async () => {
+      const select = coBox.querySelector("[data-costream-sku]");
+      const address = root.querySelector("[data-buy-form] [name=address_id]");
+      if (!select || !select.value) return;
+      if (!address || !address.value) { location.href = "/me/addresses"; return; }
+      button.disabled = true;
+      try {
+        const response = await fetch(coBox.dataset.buyApi, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": newKey(), "X-CSRF-Token": csrf },
+          body: JSON.stringify({ sku_id: Number(select.value), quantity: 1, address_id: Number(address.value) }),
+        });
+        const data = await response.json().catch(() => ({}));
+        const err = data.error || {};
+        tell(response.ok ? say("bought") : errorText(err.code, err.message));
+      } catch {
+        tell(say("not_sent"));
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // An invitation to co-stream, pushed to this creator's console: accept or decline in place.
+  function showInvite(c) {
+    const box = $("[data-costream-invites]");
+    if (!box || !c.id) return;
+    const from = c.inviter || {};
+    const p = document.createElement("p");
+    p.textContent = say("costream_invite", { name: from.creator_name || "", pct: (Number(c.share_bp) || 0) / 100 });
+    box.append(p);
+    for (const verb of ["accept", "decline"]) {
+      const form = document.createElement("form");
+      form.method = "post";
+      form.className = "inline";
+      form.action = `${root.dataset.consoleBase}/costream/${Number(c.id)}/${verb}`;
+      const token = document.createElement("input");
+      token.type = "hidden";
+      token.name = "_csrf_token";
+      token.value = csrf;
+      const go = document.createElement("button");
+      go.type = "submit";
+      go.className = verb === "accept" ? "button primary" : "button";
+      go.textContent = labels[`costream_${verb}`] || verb;
+      form.append(token, go);
+      box.append(form);
+    }
+    flash(p.textContent, true);
+  }
+
+  // --- returning customers: the creator's cards (textContent only) -----------------------------
+  function showCard(c) {
+    const cards = $("[data-cards]");
+    if (!cards) return;
+    const id = Number(c.user_id);
+    const old = cards.querySelector(`[data-card="${id}"]`);
+    if (old) old.remove();
+    const li = document.createElement("li");
+    li.className = "live-card";
+    li.dataset.card = String(id);
+    const line = (tag, text, cls) => {
+      const el = document.createElement(tag);
+      el.textContent = text;
+      if (cls) el.className = cls;
+      li.append(el);
+      return el;
+    };
+    line("strong", `${c.name || ""} #${id}`);
+    line("p", say("card_orders", { n: Number(c.orders) || 0, spent: money(c.spent_fen) }));
+    line("p", c.last_visit ? say("card_last_visit", { time: new Date(c.last_visit).toLocaleString() }) : say("card_first_visit"), "muted");
+    if ((c.options || []).length) line("p", say("card_bought", { options: c.options.join(", ") }));
+    const recent = document.createElement("ul");
+    for (const r of c.recent || []) {
+      const item = document.createElement("li");
+      const opts = (r.options || []).join(" / ");
+      item.textContent = `${new Date(r.at).toLocaleDateString()} · ${r.title}${opts ? ` (${opts})` : ""} ×${r.quantity} · ${money(r.spent_fen)}`;
+      recent.append(item);
+    }
+    li.append(recent);
+    const notes = document.createElement("textarea");
+    notes.rows = 2;
+    notes.maxLength = 1000;
+    notes.value = String(c.note || "");
+    notes.setAttribute("aria-label", say("card_notes"));
+    notes.placeholder = say("card_notes");
+    li.append(notes);
+    const save = document.createElement("button");
+    save.type = "button";
+    save.className = "button small";
+    save.textContent = say("card_save");
+    save.addEventListener("click", async () => {
+      save.disabled = true;
+      try {
+        const response = await fetch(`/api/v1/live/customers/${id}/notes`, {
+          method: "PUT",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify({ note: notes.value }),
+        });
+        save.textContent = response.ok ? say("card_saved") : say("error");
+      } catch {
+        save.textContent = say("not_sent");
+      } finally {
+        save.disabled = false;
+        setTimeout(() => { save.textContent = say("card_save"); }, 2000);
+      }
+    });
+    li.append(save);
+    cards.prepend(li);
+  }
+
   // --- messages ---------------------------------------------------------------------------------
   function errorText(code, message) {
     return labels[`error_${code}`] || message || say("error");
@@ -610,6 +786,7 @@ function start(root) {
   }
 
   renderCard();
+  if (coBox) renderCostream(readJSON("[data-initial-costream]"));
   if (root.dataset.status === "live") connect();
   else if (state.ended) ended();
   document.addEventListener("visibilitychange", () => {
