@@ -347,7 +347,12 @@ class RedisBus:
             oldest = await self.redis.xrange(stream, count=1)
             if not oldest:
                 return None
-            if offset_key(_s(oldest[0][0])) > offset_key(offset):
+            newest = await self.redis.xrevrange(stream, count=1)
+            # Older than the Stream holds, or newer than anything it holds (an offset from the
+            # future, or from a stream since recreated): the caller sends a snapshot.
+            if offset_key(_s(oldest[0][0])) > offset_key(offset) or offset_key(offset) > offset_key(
+                _s(newest[0][0])
+            ):
                 return None
             entries = await self.redis.xrange(stream, min=f"({offset}", max="+")
         except Exception:

@@ -331,6 +331,24 @@ async def delete_comment(
     return (await session.execute(stmt)).rowcount == 1
 
 
+async def id_issued(session: AsyncSession, name: str, value: int) -> bool:
+    """Whether ``value`` was handed out from ``name``'s blocks (a process may still hold it)."""
+    stmt = select(LiveIdBlock.next_id).where(LiveIdBlock.name == name)
+    end = await session.scalar(stmt)
+    return end is not None and 0 < value < end
+
+
+async def recent_deleted_ids(session: AsyncSession, session_id: int, limit: int) -> list[int]:
+    """The session's last ``limit`` deleted comment ids, oldest first."""
+    stmt = (
+        select(LiveComment.id)
+        .where(LiveComment.session_id == session_id, LiveComment.deleted_at.is_not(None))
+        .order_by(LiveComment.deleted_at.desc(), LiveComment.id.desc())
+        .limit(limit)
+    )
+    return list(reversed((await session.scalars(stmt)).all()))
+
+
 async def comment_exists(session: AsyncSession, session_id: int, comment_id: int) -> bool:
     stmt = select(LiveComment.id).where(LiveComment.id == comment_id, LiveComment.session_id == session_id)
     return (await session.scalar(stmt)) is not None

@@ -10,6 +10,7 @@ per-process cache and buffers the comments for the replay.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
@@ -88,6 +89,11 @@ from trustlive.orders.schemas import ItemIn, OrderIn
 S = SessionStatus
 C = CostreamStatus
 _CHANGED_KEY = "trustlive_live_moderation_changed"
+# A comment deleted through one process while another still buffers it: wait up to ~2 s (the
+# writers flush every second) for it to be stored.
+DELETE_WAIT_S = 0.2
+DELETE_WAIT_STEPS = 10
+DELETED_SHOWN = 50  # deleted comment ids kept in the room's state for screens to drop
 
 
 # --- reading sessions -------------------------------------------------------------------------
@@ -884,9 +890,18 @@ async def delete_comment(session: AsyncSession, actor: Principal, session_id: in
     s = await _moderated(session, actor, session_id)
     now = utcnow()
     # A comment not written yet (the writer flushes about once a second) is marked in the buffer.
-    if not await repo.delete_comment(
+    found = await repo.delete_comment(
         session, s.id, comment_id, actor.id, now
-    ) and not live_handler.delete_pending(s.id, comment_id, actor.id, now):
+    ) or live_handler.delete_pending(s.id, comment_id, actor.id, now)
+    if not found and await repo.id_issued(session, "comment", comment_id):
+        # Handed out but not stored: another process may hold it in its buffer until its next
+        # write. Wait for that write (each statement sees what committed before it, on PostgreSQL;
+        # on SQLite there is one process, whose buffer was looked at above).
+        for _ in range(DELETE_WAIT_STEPS):
+            await asyncio.sleep(DELETE_WAIT_S)
+            if found := await repo.delete_comment(session, s.id, comment_id, actor.id, now):
+                break
+    if not found:
         if await repo.comment_exists(session, s.id, comment_id):
             return  # deleted already
         raise NotFound(f"comment {comment_id} not found", code="comment_not_found")
@@ -1081,14 +1096,15 @@ def hub_subscribers(
         if notify is not None:
             await notify(dict(event.payload))
 
-    deleted_recent: dict[int, list[int]] = {}
-
     async def deleted(session: AsyncSession, event: events.Event) -> None:
+        """The room's last deleted comment ids, whichever process deleted them: the stored ones,
+        the ones already announced (a deletion still in some writer's buffer), and this one."""
         room = int(event.payload["session_id"])
-        ids = deleted_recent.setdefault(room, [])
-        ids.append(int(event.payload["comment_id"]))
-        del ids[:-50]
-        hub.set_state(room, "deleted", list(ids))
+        announced = (await hub.fetch_state(room)).get("deleted") or []
+        ids = set(await repo.recent_deleted_ids(session, room, DELETED_SHOWN))
+        ids.update(i for i in announced if isinstance(i, int))
+        ids.add(int(event.payload["comment_id"]))
+        hub.set_state(room, "deleted", sorted(ids)[-DELETED_SHOWN:])
 
     async def appraisal(session: AsyncSession, event: events.Event) -> None:
         hub.set_state(int(event.payload["session_id"]), "appraisal", event.payload["card"])
