@@ -126,8 +126,32 @@ class Cluster:
     seed: Seed
     logs: list[Path]
     redis_url: str
+    database_url: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
     viewers: list[Viewer] = field(default_factory=list)
+
+    async def relayed(self, topic: str, within: float = 8.0) -> None:
+        """Wait until every ``topic`` event is relayed (its handlers ran in some process and it
+        was published on Redis): what another process hears of a change made through one."""
+        from sqlalchemy import func, select
+
+        from trustlive.db import create_engine, create_sessionmaker, transaction
+        from trustlive.events import OutboxEvent
+
+        engine = create_engine(self.database_url)
+        try:
+            stmt = select(func.count()).where(OutboxEvent.topic == topic, OutboxEvent.published_at.is_(None))
+            loop = asyncio.get_running_loop()
+            end = loop.time() + within
+            while True:
+                async with transaction(create_sessionmaker(engine)) as session:
+                    if not await session.scalar(stmt):
+                        return
+                if loop.time() > end:
+                    raise AssertionError(f"{topic} events not relayed within {within} s")
+                await asyncio.sleep(0.02)
+        finally:
+            await engine.dispose()
 
     def run(self, coro: Any) -> Any:
         """Run a scenario; whatever happens, close the viewers it left open (an open socket would

@@ -41,7 +41,7 @@ from tests.live.cluster import (
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 QUIET_S = 0.6  # several ticks (50/100 ms): long enough for a wrong or duplicate frame to show up
-NOTICE_S = 0.3  # a moderation change reaching the other process (relay + Redis notice)
+NOTICE_S = 0.5  # a moderation change reaching the other process (relay + Redis notice)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         run(bump_session_ids(url))
         world = run(seed(url))
         for ports, logs in serve(url, redis_url, var_dir):
-            c = Cluster(ports, world, logs, redis_url)
+            c = Cluster(ports, world, logs, redis_url, url)
             for username in [*world.creators, *world.buyers]:
                 c.tokens[username] = login(c.a, username)
             yield c
@@ -223,7 +223,9 @@ def test_moderation_made_on_a_holds_on_b(cluster: Cluster) -> None:
             "POST", f"/live/sessions/{room}/mutes", {"user_id": c.seed.buyers["buyer0003"], "minutes": 10}
         )
         # The other process hears of it through the outbox relay and a Redis notice, a few ms
-        # after the answer (a comment sent on B within that window is still accepted).
+        # after the answer (a comment sent on B within that window is still accepted): wait for
+        # the relay, then for the notice to cross Redis.
+        await c.relayed("live.moderation_changed")
         await asyncio.sleep(NOTICE_S)
         await talker.send({"t": "comment", "x": "second", "ref": "t2"})
         await until(lambda: talker.of("error") or len(talker.of("ack")) > 1, what="answer to t2")

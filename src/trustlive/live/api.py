@@ -452,6 +452,9 @@ async def _room_open(
     return await MODERATION.room(sessionmaker, session_id)
 
 
+_GONE = frozenset({"WebSocketDisconnect", "ClientDisconnected", "ConnectionClosed"})
+
+
 @websocket("/live/sessions/{session_id:int}/ws", **public())
 async def room_socket(session_id: int, socket: WebSocket[Any, Any, Any]) -> None:
     """A viewer's connection to the room (docs/live-protocol.md). Anonymous viewers may watch;
@@ -473,7 +476,10 @@ async def room_socket(session_id: int, socket: WebSocket[Any, Any, Any]) -> None
         return
     try:
         await hub.serve(socket, session_id, principal, handler)
-    except Exception:  # a broken connection must not become an error page
+    except Exception as err:  # a broken connection must not become an error page
+        if isinstance(err, ConnectionError) or type(err).__name__ in _GONE:  # the client left
+            log.debug("live socket of room %s: the client left: %r", session_id, err)
+            return
         log.exception("live socket of room %s failed", session_id)
         with contextlib.suppress(Exception):
             await socket.close(code=1011)

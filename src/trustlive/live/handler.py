@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +42,12 @@ from trustlive.live.protocol import (
 
 log = logging.getLogger(__name__)
 
-MODERATION_TTL_S = 2.0  # how stale another process's change can be if its notice is lost
+MODERATION_TTL_S = 2.0  # after this, a creator's moderation is reloaded in the background
+MODERATION_MAX_STALE_S = 30.0  # older than this (a quiet room), a comment waits for the reload
 ROOM_TTL_S = 30.0  # how long "this session is live" is believed without asking again
 CARD_RETRY_S = 60.0  # a commenter's card is looked for at most this often per process
+CARD_QUEUE_MAX = 10_000  # visits/cards waiting for the database; beyond, a join records none
+CARD_BATCH = 100  # visits/cards handled in one transaction
 
 
 # --- comment ids ------------------------------------------------------------------------------
@@ -145,30 +148,49 @@ class Moderation:
 
 
 class ModerationCache:
-    """Per process: creator id → :class:`Moderation`, and room (session) id → creator id."""
+    """Per process: creator id → :class:`Moderation`, and room (session) id → creator id.
 
-    def __init__(self, ttl_s: float = MODERATION_TTL_S) -> None:
+    A creator's moderation older than ``ttl_s`` is still served while ONE background task
+    reloads it (stale-while-revalidate), so comments never wait for that database read; only a
+    creator not cached (first use, or dropped by :meth:`invalidate`: a change made in this
+    process or announced by another) or cached longer than ``max_stale_s`` ago waits for the
+    load, one load per creator however many callers wait. A reload that began before an
+    :meth:`invalidate` is not kept (it may predate the change). Room lookups are single-flight
+    too: one database read per room, every caller in flight shares its answer."""
+
+    def __init__(self, ttl_s: float = MODERATION_TTL_S, max_stale_s: float = MODERATION_MAX_STALE_S) -> None:
         self.ttl_s = ttl_s
+        self.max_stale_s = max_stale_s
         self._by_creator: dict[int, Moderation] = {}
         # session id -> (creator id, status, when read); only live sessions are kept, for
         # ROOM_TTL_S at most (an end is also announced: ModerationNotices).
         self._rooms: dict[int, tuple[int, str, float]] = {}
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._generation = 0  # bumped by every invalidate/forget: loads begun before are not kept
+        self._refreshing: dict[int, asyncio.Task[Any]] = {}
+        self._room_loads: dict[int, asyncio.Future[tuple[int, str] | None]] = {}
+        self.reloads = 0  # database reads of moderation (tests, diagnostics)
 
     def invalidate(self, creator_id: int | None = None) -> None:
+        self._generation += 1
         if creator_id is None:
             self._by_creator.clear()
         else:
             self._by_creator.pop(creator_id, None)
 
     def forget_room(self, room_id: int) -> None:
+        self._generation += 1
         self._rooms.pop(room_id, None)
 
     def clear(self) -> None:
         """Forget everything (an app starting: what an earlier app in this process cached may
-        describe another database)."""
+        describe another database, and its tasks ran on another event loop)."""
+        self._generation += 1
         self._by_creator.clear()
         self._rooms.clear()
+        self._locks.clear()
+        self._refreshing.clear()
+        self._room_loads.clear()
 
     async def room(
         self, sessionmaker: async_sessionmaker[AsyncSession], room_id: int
@@ -176,30 +198,68 @@ class ModerationCache:
         cached = self._rooms.get(room_id)
         if cached is not None and time.monotonic() - cached[2] < ROOM_TTL_S:
             return cached[0], cached[1]
+        loop = asyncio.get_running_loop()
+        pending = self._room_loads.get(room_id)
+        if pending is None or pending.get_loop() is not loop or pending.done():
+            pending = asyncio.ensure_future(self._load_room(sessionmaker, room_id))
+            self._room_loads[room_id] = pending
+            pending.add_done_callback(lambda f: self._room_loads.pop(room_id, None) if self._room_loads.get(room_id) is f else None)  # fmt: skip
+        return await asyncio.shield(pending)  # a caller cancelled does not cancel the others'
+
+    async def _load_room(
+        self, sessionmaker: async_sessionmaker[AsyncSession], room_id: int
+    ) -> tuple[int, str] | None:
+        generation = self._generation
         async with sessionmaker() as s:
             row = await repo.get_session(s, room_id)
             if row is None:
                 return None
             found = (row.creator_id, row.status)
         if found[1] == SessionStatus.live:  # only a live room's answer stays true for a while
-            self._rooms[room_id] = (*found, time.monotonic())
+            if generation == self._generation:
+                self._rooms[room_id] = (*found, time.monotonic())
         else:
             self._rooms.pop(room_id, None)
         return found
 
+    async def _load(self, sessionmaker: async_sessionmaker[AsyncSession], creator_id: int) -> Moderation:
+        generation = self._generation
+        self.reloads += 1
+        async with sessionmaker() as s:
+            data = await repo.moderation_of(s, creator_id, utcnow())
+        found = Moderation(**data, loaded=time.monotonic())
+        if generation == self._generation:  # else a change came meanwhile: do not keep this
+            self._by_creator[creator_id] = found
+        return found
+
+    def _revalidate(self, sessionmaker: async_sessionmaker[AsyncSession], creator_id: int) -> None:
+        running = self._refreshing.get(creator_id)
+        if running is not None and not running.done() and running.get_loop() is asyncio.get_running_loop():
+            return
+        task = asyncio.create_task(self._reload(sessionmaker, creator_id))
+        self._refreshing[creator_id] = task
+        task.add_done_callback(lambda t: self._refreshing.pop(creator_id, None) if self._refreshing.get(creator_id) is t else None)  # fmt: skip
+
+    async def _reload(self, sessionmaker: async_sessionmaker[AsyncSession], creator_id: int) -> None:
+        try:
+            await self._load(sessionmaker, creator_id)
+        except Exception:  # the stale value stays; the next comment after the TTL tries again
+            log.warning("reloading the live moderation of creator %s failed", creator_id, exc_info=True)
+
     async def of(self, sessionmaker: async_sessionmaker[AsyncSession], creator_id: int) -> Moderation:
         found = self._by_creator.get(creator_id)
-        if found is not None and time.monotonic() - found.loaded < self.ttl_s:
-            return found
+        if found is not None:
+            age = time.monotonic() - found.loaded
+            if age < self.ttl_s:
+                return found
+            if age < self.max_stale_s:
+                self._revalidate(sessionmaker, creator_id)
+                return found
         async with self._locks[creator_id]:  # one load per creator, however many comments wait
             found = self._by_creator.get(creator_id)
             if found is not None and time.monotonic() - found.loaded < self.ttl_s:
                 return found
-            async with sessionmaker() as s:
-                data = await repo.moderation_of(s, creator_id, utcnow())
-            found = Moderation(**data, loaded=time.monotonic())
-            self._by_creator[creator_id] = found
-            return found
+            return await self._load(sessionmaker, creator_id)
 
 
 MODERATION = ModerationCache()
@@ -368,6 +428,11 @@ class RoomHandler:
         self._creator_of: dict[int, int] = {}  # rooms whose creator is connected here
         # Returning customers: (room, user) -> when this process last looked for their card.
         self._card_tried: dict[tuple[int, int], float] = {}
+        # Visits and cards wait here for ONE background worker, which takes them in batches of
+        # CARD_BATCH per transaction: a join storm holds one pooled connection, never the pool.
+        self._card_jobs: deque[tuple[int, int, int, bool]] = deque()
+        self._card_worker: asyncio.Task[None] | None = None
+        self.cards_dropped = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         if hub is not None and hasattr(hub, "on_room_dropped"):
             hub.on_room_dropped.append(self._seeded.discard)
@@ -396,26 +461,57 @@ class RoomHandler:
         now = time.monotonic()
         if comment and now - self._card_tried.get(key, -1e9) < CARD_RETRY_S:
             return
+        if len(self._card_jobs) >= CARD_QUEUE_MAX:  # the database is far behind: skip this one
+            self.cards_dropped += 1
+            return
         if len(self._card_tried) > 100_000:
             self._card_tried.clear()
         self._card_tried[key] = now
-        self._spawn(self._send_card(room_id, creator_id, principal.id, comment))
+        self._card_jobs.append((room_id, creator_id, principal.id, comment))
+        worker = self._card_worker
+        if worker is None or worker.done():
+            self._card_worker = asyncio.create_task(self._card_loop())
 
-    async def _send_card(self, room_id: int, creator_id: int, user_id: int, comment: bool) -> None:
+    async def _card_loop(self) -> None:
+        jobs = self._card_jobs
+        while jobs:
+            batch = [jobs.popleft() for _ in range(min(CARD_BATCH, len(jobs)))]
+            try:
+                await self._send_cards(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the returning-customer cards of %d viewers failed", len(batch))
+
+    async def _send_cards(self, batch: list[tuple[int, int, int, bool]]) -> None:
+        """One transaction for the batch, a savepoint per viewer (one failing loses only its own
+        visit/card); the cards are sent once it committed."""
         from trustlive.live.service import room_customer  # the service imports this module
 
-        try:
-            async with transaction(self.sessionmaker) as s:
-                card = await room_customer(s, creator_id, room_id, user_id, utcnow(), comment=comment)
-            if card is not None:
-                self.hub.send_private(room_id, [creator_id], card)
-        except Exception:
-            log.exception("the returning-customer card of user %s in room %s failed", user_id, room_id)
+        cards: list[tuple[int, int, dict[str, Any]]] = []
+        now = utcnow()
+        async with transaction(self.sessionmaker) as s:
+            for room_id, creator_id, user_id, comment in batch:
+                try:
+                    async with s.begin_nested():
+                        card = await room_customer(s, creator_id, room_id, user_id, now, comment=comment)
+                except Exception:
+                    log.exception(
+                        "the returning-customer card of user %s in room %s failed", user_id, room_id
+                    )
+                    continue
+                if card is not None:
+                    cards.append((room_id, creator_id, card))
+        for room_id, creator_id, card in cards:
+            self.hub.send_private(room_id, [creator_id], card)
 
     async def drain(self) -> None:
         """Wait for the cards being looked up (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._tasks or (self._card_worker is not None and not self._card_worker.done()):
+            waiting = list(self._tasks)
+            if self._card_worker is not None and not self._card_worker.done():
+                waiting.append(self._card_worker)
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def _creator(self, room_id: int) -> int:
         found = await self.moderation.room(self.sessionmaker, room_id)

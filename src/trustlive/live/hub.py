@@ -43,6 +43,10 @@ FANOUT_SLICE = 500
 # A viewer served through the fast path is "full" once its transport buffers more than this
 # many bytes AND more than ``queue_frames`` frames of the current size.
 MIN_QUEUE_BYTES = 64 * 1024
+# The state tick is at least this many times the room's (smoothed) fan-out time, so the fan-out
+# takes at most ~80 % of the loop, growing smoothly up to the comment tick as the room grows.
+FANOUT_HEADROOM = 1.25
+FANOUT_SMOOTHING = 0.3  # weight of the latest frame in the smoothed fan-out time
 
 
 @dataclass(frozen=True)
@@ -327,12 +331,18 @@ class Room:
         self.p_counters = False
         self.p_offset_changed = False
         self._snapshot: Out | None = None
-        self.wake = asyncio.Event()
-        self.last_comment_flush = 0.0
+        self.wake = asyncio.Event()  # something is pending
+        self.urgent = asyncio.Event()  # P0/P1 is pending (goes out on the state tick)
+        # When the next comment/counter flush is planned (loop time): every ``tick_ms`` from the
+        # previous plan, not from when the last one happened to go out, so that comments go out
+        # ``1000 / tick_ms`` times a second even when the state ticks do not line up with them.
+        self.comment_due = 0.0
+        self.comment_frames = 0
         self.frames_out = 0
         self.deliveries = 0
         self.fanout_s = 0.0
         self.last_fanout_s = 0.0
+        self.fanout_avg_s = 0.0  # smoothed (exponential moving average)
         self.task: asyncio.Task[None] | None = None
         if hub.config.fanout != "naive":
             self.task = asyncio.create_task(self._run(), name=f"live-room-{room_id}")
@@ -346,7 +356,7 @@ class Room:
             self.history.append((offset, "s", key, value))
             self.p_offset_changed = True
         self._snapshot = None
-        self._poke({"s": {key: value}})
+        self._poke({"s": {key: value}}, urgent=True)
 
     def apply_purchase(self, item: dict[str, Any], offset: int | str | None) -> None:
         self.p_purchases.append(item)
@@ -356,7 +366,7 @@ class Room:
             self.history.append((offset, "p", "", item))
             self.p_offset_changed = True
         self._snapshot = None
-        self._poke({"p": [item]})
+        self._poke({"p": [item]}, urgent=True)
 
     def apply_comment(self, item: dict[str, Any]) -> None:
         self.p_cn += 1
@@ -382,9 +392,11 @@ class Room:
         assert isinstance(self.offset, int)
         return self.offset + 1
 
-    def _poke(self, naive: dict[str, Any]) -> None:
+    def _poke(self, naive: dict[str, Any], urgent: bool = False) -> None:
         if self.task is not None:
             self.wake.set()
+            if urgent:
+                self.urgent.set()
             return
         # naive mode: this message, at once, as its own frame, to every viewer
         self._reset_pending()
@@ -418,15 +430,28 @@ class Room:
             )
         return self._snapshot
 
+    def comment_slack(self) -> float:
+        """How early (s) a state tick may carry the comments planned for a little later: half a
+        state tick, so a state tick falling just short of the planned time does not make them
+        wait for the next one."""
+        return self.hub.config.state_tick_ms / 2000
+
     def build_frame(self, now: float) -> Out | None:
         """The next frame from what is pending, or None (nothing due). P0/P1 go out on every call
-        (the state tick); comments only once ``tick_ms`` has passed since the last comment frame."""
+        (the state tick); comments and counters once their planned flush (``comment_due``, every
+        ``tick_ms``) is at most half a state tick away. Counters also ride any P0/P1 frame."""
         config = self.hub.config
-        comments_due = (now - self.last_comment_flush) * 1000 >= config.tick_ms
+        comments_due = now >= self.comment_due - self.comment_slack()
         has_state = bool(self.p_state or self.p_purchases)
         has_comments = bool(self.p_cn)
-        if not has_state and not self.p_counters and not (has_comments and comments_due):
+        if not has_state and not ((has_comments or self.p_counters) and comments_due):
             return None
+        if comments_due and (has_comments or self.p_counters):
+            tick = config.tick_ms / 1000
+            planned = self.comment_due + tick  # a tick after the plan, not after now
+            if planned < now + tick / 2:  # after a quiet spell (or far behind): from now
+                planned = now + tick
+            self.comment_due = planned
         frame: dict[str, Any] = {"t": "frame", "e": self.epoch, "o": self.offset, "ts": now_ms()}
         if self.p_state:
             frame["s"] = self.p_state
@@ -443,7 +468,7 @@ class Room:
             frame["cn"] = self.p_cn
             self.p_comments = []
             self.p_cn = 0
-            self.last_comment_flush = now
+            self.comment_frames += 1
         if self.p_counters:
             frame["k"] = dict(self.counters)
             self.p_counters = False
@@ -481,6 +506,8 @@ class Room:
         self.deliveries += sent
         self.fanout_s += busy
         self.last_fanout_s = busy
+        avg = self.fanout_avg_s
+        self.fanout_avg_s = busy if avg == 0.0 else avg + FANOUT_SMOOTHING * (busy - avg)
 
     def stats(self) -> dict[str, Any]:
         """Counters for the benchmark and operators: frames built, viewer deliveries, time spent
@@ -488,36 +515,63 @@ class Room:
         return {
             "viewers": len(self.viewers),
             "frames": self.frames_out,
+            "comment_frames": self.comment_frames,
             "deliveries": self.deliveries,
             "fanout_s": round(self.fanout_s, 6),
             "skipped": sum(v.skipped for v in self.viewers),
             "fast": sum(v.proto is not None for v in self.viewers),
         }
 
+    def state_gap(self) -> float:
+        """Seconds between two frames of this room: the state tick, or 1.25 × the smoothed
+        fan-out when that is longer, at most the comment tick."""
+        config = self.hub.config
+        return max(
+            config.state_tick_ms / 1000, min(config.tick_ms / 1000, self.fanout_avg_s * FANOUT_HEADROOM)
+        )
+
     async def _run(self) -> None:
-        """At most one frame per tick; the next tick starts after this frame went out. P0/P1
-        go out on the short state tick as long as one frame's fan-out fits in it; in a room
-        where it does not (thousands of viewers on a busy machine), everything rides the comment
-        tick, which bounds the CPU the fan-out takes."""
+        """At most one frame per state tick; the next tick starts after this frame went out.
+        P0/P1 go out on the short state tick while the room's fan-out (smoothed) takes at most
+        1/FANOUT_HEADROOM of it; in a bigger room (thousands of viewers on a busy machine) the
+        tick grows with the fan-out, up to the comment tick, which bounds the CPU the fan-out
+        takes (one slow frame no longer doubles the next wait). While only comments and counters
+        are pending the loop sleeps until their planned flush, and a P0/P1 arriving meanwhile
+        ends that sleep (it goes out at its own tick, not with the comments)."""
         loop = asyncio.get_running_loop()
-        state_tick = self.hub.config.state_tick_ms / 1000
-        tick = self.hub.config.tick_ms / 1000
-        last = 0.0
+        last = -1e9  # when the last frame went out (a build with nothing due does not count)
         while True:
             await self.wake.wait()
-            gap = state_tick if self.last_fanout_s <= state_tick else tick
-            wait = last + gap - loop.time()
+            gap = self.state_gap()
+            at = last + gap
+            if not (self.p_state or self.p_purchases):
+                at = max(at, self.comment_due - self.comment_slack())
+                delay = at - loop.time()
+                if delay > 0:
+                    self.urgent.clear()
+                    try:
+                        async with asyncio.timeout(delay):
+                            await self.urgent.wait()
+                    except TimeoutError:
+                        pass
+                    else:
+                        continue  # a P0/P1 came in: its own (earlier) tick
+            wait = at - loop.time()
             await asyncio.sleep(max(wait, 0))  # always yields, even when behind
             self.wake.clear()
-            last = loop.time()
+            self.urgent.clear()
+            now = loop.time()
             try:
-                out = self.build_frame(last)
+                out = self.build_frame(now)
                 if out is not None:
-                    await self.fan_out(out, last)
+                    last = now
+                    await self.fan_out(out, now)
             except Exception:
                 log.exception("live room %s: frame failed", self.id)
-            if self.p_cn or self.p_state or self.p_purchases:  # wait for their tick
+            if self.p_cn or self.p_counters or self.p_state or self.p_purchases:  # their tick
                 self.wake.set()
+                if self.p_state or self.p_purchases:
+                    self.urgent.set()
 
     # --- history and resume --------------------------------------------------------------------
     def entries_since(self, epoch: Any, offset: Any) -> list[tuple[int | str, str, str, Any]] | None:
@@ -789,8 +843,13 @@ class Hub:
 
     async def serve(self, socket: Any, room_id: int, principal: Any, handler: Handler) -> None:
         """Run one viewer's WebSocket: accept, snapshot (or resume), then read its frames until it
-        leaves. Never raises for the client's misbehaviour; returns when the connection is over."""
-        await socket.accept()
+        leaves. Never raises for the client's misbehaviour; returns when the connection is over
+        (a client gone before the handshake completed is an ordinary disconnect)."""
+        try:
+            await socket.accept()
+        except Exception as err:  # WebSocketDisconnect, ClientDisconnected, a reset transport
+            log.debug("live viewer of room %s left before the handshake: %r", room_id, err)
+            return
         on_join = getattr(handler, "on_join", None)
         if on_join is not None:
             try:
