@@ -315,7 +315,8 @@ def test_the_demo_stories_fill_every_console_once(db_url: str, tmp_path: Path) -
     run(seed_with_stories())
     first = run(_story_states(db_url))
     assert first == {
-        "orders": [("completed", 3), ("shipped", 1)],  # the jade bangle is on its way to the lab
+        # The jade bangle is on its way to the lab; two pendants bought in Lao Du's room wait for him.
+        "orders": [("completed", 3), ("paid", 2), ("shipped", 1)],
         "qc": ["inbound"],
         "reviews": 1,
         "requests": [("no_reason", "pending"), ("quality", "escalated")],

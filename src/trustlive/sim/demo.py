@@ -659,7 +659,8 @@ PERSONAS = (
         Account(
             "laodu",
             "玉矿老杜",
-            "jade trader-creator, ~88k fans: live appraisal, buy-back, consignment",
+            "jade trader-creator, ~88k fans: live appraisal, buy-back, consignment; "
+            "his ended appraisal night is under /live replays",
             ("creator", "merchant"),
         ),
         JADE_SHOP,
@@ -668,7 +669,8 @@ PERSONAS = (
         Account(
             "consignor_lei",
             "雷小石",
-            "jade collector who sends pieces to Lao Du for appraisal and consignment",
+            "jade collector who sends pieces to Lao Du for appraisal and consignment; "
+            "a plaque valued on air waits for his answer on /consignments",
         )
     ),
     Persona(
@@ -690,7 +692,8 @@ PERSONAS = (
         Account(
             "teacher_xu",
             "许老师育儿课堂",
-            "kids' clothing creator, mother of three, teaches parenting live",
+            "kids' clothing creator, mother of three, teaches parenting live; "
+            "her next session is scheduled an hour after seeding (/console/live)",
             ("creator", "merchant"),
         ),
         KIDS_SHOP,
@@ -903,7 +906,8 @@ async def seed_demo(
 ) -> str:
     """Create whatever part of the demo world is missing; return a one-line summary. With
     ``settings`` (the payment and tracking sandboxes need its keys) the demo stories are played
-    too (``sim/stories.py``): orders at the QC warehouse, reviewed, returned, disputed."""
+    too (``sim/stories.py``): orders at the QC warehouse, reviewed, returned, disputed; an ended live
+    session with its replay, a consignment appraised on air, a session scheduled in an hour."""
     report: Progress = progress or (lambda stage, done, total: None)
     tally = _Tally()
     media_dir = Path(media_dir)
@@ -951,9 +955,9 @@ async def seed_demo(
         report("buyers", batch[-1], buyers)
 
     if settings is not None:
-        report("demo stories", 0, len(stories.STORIES))
-        await stories.play_stories(sessionmaker, settings)
-        report("demo stories", len(stories.STORIES), len(stories.STORIES))
+        report("demo stories", 0, stories.COUNT)
+        played = await stories.play_stories(sessionmaker, settings)
+        report("demo stories", played, stories.COUNT)
 
     products = [p for persona in PERSONAS if persona.shop for p in persona.shop.products]
     drafts = sum(p.draft for p in products)
