@@ -214,6 +214,7 @@ def create_app(
         for topic, handler in live.hub_subscribers(app.state.live_hub, notices.publish).items():
             bus.subscribe(topic, handler)
         bus.subscribe("orders.cancelled", live.on_order_cancelled)
+        bus.subscribe("orders.refunded", live.on_order_refunded)
         bus.subscribe(  # a creator's fee waiver shown in each new room (docs/consignment.md)
             "live.session_started", functools.partial(consignment.on_session_started, settings=settings)
         )

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import func, select
 
 from tests.live.test_sessions import code_of
 from tests.live.util import attempt, buy, go_live, live_world, orders_of, pin_and_sell, row, sale_row
+from tests.orders.test_service import pay
 from tests.orders.world import stock_of
 from trustlive.db import transaction, utcnow
+from trustlive.events import Event
 from trustlive.live import service as live
 from trustlive.live import tasks
 from trustlive.live.models import FlashSaleClaim, LiveOrder
 from trustlive.live.schemas import FlashSaleIn
 from trustlive.orders import service as orders
 from trustlive.orders.models import Order, OrderLine
+from trustlive.orders.schemas import ShipIn
 
 
 def test_pin_card_and_who_may_pin(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -233,4 +237,49 @@ def test_rush_on_a_flash_sale(db_url: str, tmp_path) -> None:  # type: ignore[no
         finally:
             await lw.w.engine.dispose()
 
+    asyncio.run(scenario())
+
+
+def test_an_order_refunded_in_full_before_shipping_gives_units_back(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Its stock went back to the SKU, so its units go back to the sale; a partial refund or a
+    refund after shipping gives nothing back (the goods were sold)."""
+
+    async def refunded(order_id: int) -> None:
+        async with transaction(lw.sm) as s:  # delivered at least once: twice here
+            for _ in range(2):
+                event = Event(0, "orders.refunded", {"order_id": order_id, "amount_fen": 1}, utcnow())
+                await live.on_order_refunded(s, event)
+
+    async def scenario() -> None:
+        nonlocal lw
+        lw = await live_world(db_url, tmp_path, stock=10)
+        try:
+            sid = await go_live(lw, products=[lw.products[0]])
+            sale_id = await pin_and_sell(lw, sid, allocation=3, limit=2)
+            first = (await buy(lw, sid, 0, 1, key="r-1")).order_ids[0]
+            second = (await buy(lw, sid, 1, 1, key="r-2")).order_ids[0]
+            for order_id in (first, second):
+                await pay(lw.w, order_id)
+            async with transaction(lw.sm) as s:
+                await orders.record_refund(s, first, 100, "partial")
+            await refunded(first)
+            assert (await sale_row(lw, sale_id)).sold == 2  # partial: nothing back
+            async with transaction(lw.sm) as s:
+                await orders.ship_order(
+                    s, lw.w.merchants[0], second, ShipIn(carrier="中通", tracking_no="ZT7001")
+                )
+                order = await orders.load_order(s, second)
+                await orders.record_refund(s, second, order.paid_fen, "after shipping")
+            await refunded(second)
+            assert (await sale_row(lw, sale_id)).sold == 2  # shipped: the unit was sold
+            async with transaction(lw.sm) as s:
+                order = await orders.load_order(s, first)
+                await orders.record_refund(s, first, order.paid_fen - order.refunded_fen, "in full")
+            await refunded(first)
+            assert (await sale_row(lw, sale_id)).sold == 1
+            assert await attempt(lw, sid, 0, 2, key="r-3") == "ok"  # the buyer's count went back too
+        finally:
+            await lw.w.engine.dispose()
+
+    lw: Any
     asyncio.run(scenario())

@@ -694,8 +694,8 @@ async def _claim(
 
 
 async def order_cancelled(session: AsyncSession, order_id: int) -> None:
-    """An order from the room was cancelled (unpaid at its deadline, or by the buyer): give its
-    units back to the flash sale while it still runs. Idempotent per order: the live order's
+    """An order from the room was cancelled (unpaid at its deadline, or by the buyer) or refunded
+    in full before it shipped: give its units back to the flash sale while it still runs. Idempotent per order: the live order's
     quantity is zeroed when released."""
     line = await repo.live_order_of(session, order_id)
     if line is None or line.sale_id is None or line.quantity == 0:
@@ -703,6 +703,8 @@ async def order_cancelled(session: AsyncSession, order_id: int) -> None:
     await repo.release_claim(session, line.sale_id, line.buyer_id, line.quantity)
     line.quantity = 0
     await session.flush()
+    # The room's sale card shows the units again (after commit, like every P0 change).
+    events.record(session, "live.sale_released", {"session_id": line.session_id, "sale_id": line.sale_id})
 
 
 # --- moderation -------------------------------------------------------------------------------
@@ -1121,6 +1123,7 @@ def hub_subscribers(
         "live.unpinned": refresh,
         "live.flash_sale_started": refresh,
         "live.flash_sale_ended": refresh,
+        "live.sale_released": refresh,
         "live.purchase": purchased,
         "live.moderation_changed": moderation,
         "live.comment_deleted": deleted,
@@ -1133,6 +1136,15 @@ async def on_order_cancelled(session: AsyncSession, event: events.Event) -> None
     for order_id in event.payload.get("order_ids") or [event.payload.get("order_id")]:
         if order_id is not None:
             await order_cancelled(session, int(order_id))
+
+
+async def on_order_refunded(session: AsyncSession, event: events.Event) -> None:
+    """``orders.refunded`` subscriber: a room order refunded in full before it shipped had its
+    stock returned to the SKU; its units go back to the sale too, as for a cancelled order."""
+    order_id = int(event.payload["order_id"])
+    order = (await orders.orders_by_ids(session, [order_id])).get(order_id)
+    if order is not None and order.status == "refunded" and order.shipped_at is None:
+        await order_cancelled(session, order_id)
 
 
 # --- returning customers (熟客) -------------------------------------------------------------------
