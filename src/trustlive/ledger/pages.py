@@ -148,19 +148,25 @@ async def request_shop_payout(
 # --- creator wallet ---------------------------------------------------------------------------
 
 
-async def _creator_wallet_page(
-    db: AsyncSession, me: Principal, cursor: str | None = None, **extra: Any
+# One page for the wallets people hold in their own name (creator, consignor): the same statement
+# and payout form, at their own paths.
+_PERSONAL = {"creator": service.creator_wallet, "consignor": service.consignor_wallet}
+
+
+async def _personal_wallet_page(
+    db: AsyncSession, me: Principal, kind: str, cursor: str | None = None, **extra: Any
 ) -> Template:
-    wallet = await service.creator_wallet(db, me, before_id=before_id(cursor), limit=STATEMENT_PAGE)
+    wallet = await _PERSONAL[kind](db, me, before_id=before_id(cursor), limit=STATEMENT_PAGE)
     status = extra.pop("status_code", 200)
     context = {
         "shops": [],
         "shop": None,
         "wallet": wallet_out(wallet, STATEMENT_PAGE),
         "can_pay_out": True,
-        "payout_action": "/wallet/creator/payouts",
+        "payout_action": f"/wallet/{kind}/payouts",
         "page_params": "",
-        "is_creator": True,
+        "is_creator": kind == "creator",
+        "is_consignor": kind == "consignor",
         "form": {},
         "error": None,
         "bad": set(),
@@ -168,82 +174,48 @@ async def _creator_wallet_page(
         **extra,
     }
     return Template("ledger/wallet.html", context=context, status_code=status)
+
+
+async def _request_personal_payout(
+    data: Form, db: AsyncSession, me: Principal, kind: str
+) -> Template | Redirect:
+    form: dict[str, str] = {}
+    account = service.creator_payable(me.id) if kind == "creator" else service.consignor_payable(me.id)
+    try:
+        form, payout_in = _payout_form(data)
+        payout = await service.request_payout(db, me, account, payout_in.amount_fen, payout_in.bank_account)
+    except DomainError as err:
+        await db.rollback()
+        return await _personal_wallet_page(
+            db, me, kind, form=form, error=fixable(err), bad=bad_fields(err, _PAYOUT_FORM_FIELDS),
+            status_code=err.status_code,
+        )  # fmt: skip
+    return Redirect(f"/wallet/{kind}?requested={payout.id}#payouts", status_code=303)
 
 
 @get("/wallet/creator", **allow("creator"))
 async def creator_wallet(db: AsyncSession, me: Principal, cursor: Cursor = None) -> Template:
     """The creator's wallet: alliance commissions settled to them, line by line, and payouts."""
-    return await _creator_wallet_page(db, me, cursor)
+    return await _personal_wallet_page(db, me, "creator", cursor)
 
 
 @post("/wallet/creator/payouts", **allow("creator"))
 async def request_creator_payout(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
-    form: dict[str, str] = {}
-    try:
-        form, payout_in = _payout_form(data)
-        payout = await service.request_payout(
-            db, me, service.creator_payable(me.id), payout_in.amount_fen, payout_in.bank_account
-        )
-    except DomainError as err:
-        await db.rollback()
-        return await _creator_wallet_page(
-            db,
-            me,
-            form=form,
-            error=fixable(err),
-            bad=bad_fields(err, _PAYOUT_FORM_FIELDS),
-            status_code=err.status_code,
-        )
-    return Redirect(f"/wallet/creator?requested={payout.id}#payouts", status_code=303)
+    return await _request_personal_payout(data, db, me, "creator")
 
 
 # --- consignor wallet (docs/consignment.md) ---------------------------------------------------
 
 
-async def _consignor_wallet_page(
-    db: AsyncSession, me: Principal, cursor: str | None = None, **extra: Any
-) -> Template:
-    wallet = await service.consignor_wallet(db, me, before_id=before_id(cursor), limit=STATEMENT_PAGE)
-    status = extra.pop("status_code", 200)
-    context = {
-        "shops": [],
-        "shop": None,
-        "wallet": wallet_out(wallet, STATEMENT_PAGE),
-        "can_pay_out": True,
-        "payout_action": "/wallet/consignor/payouts",
-        "page_params": "",
-        "is_creator": False,
-        "is_consignor": True,
-        "form": {},
-        "error": None,
-        "bad": set(),
-        **_labels(),
-        **extra,
-    }
-    return Template("ledger/wallet.html", context=context, status_code=status)
-
-
 @get("/wallet/consignor", **signed_in())
 async def consignor_wallet(db: AsyncSession, me: Principal, cursor: Cursor = None) -> Template:
     """The consignor's wallet: proceeds of their consigned items sold, line by line, and payouts."""
-    return await _consignor_wallet_page(db, me, cursor)
+    return await _personal_wallet_page(db, me, "consignor", cursor)
 
 
 @post("/wallet/consignor/payouts", **signed_in())
 async def request_consignor_payout(data: Form, db: AsyncSession, me: Principal) -> Template | Redirect:
-    form: dict[str, str] = {}
-    try:
-        form, payout_in = _payout_form(data)
-        payout = await service.request_payout(
-            db, me, service.consignor_payable(me.id), payout_in.amount_fen, payout_in.bank_account
-        )
-    except DomainError as err:
-        await db.rollback()
-        return await _consignor_wallet_page(
-            db, me, form=form, error=fixable(err), bad=bad_fields(err, _PAYOUT_FORM_FIELDS),
-            status_code=err.status_code,
-        )  # fmt: skip
-    return Redirect(f"/wallet/consignor?requested={payout.id}#payouts", status_code=303)
+    return await _request_personal_payout(data, db, me, "consignor")
 
 
 # --- ops --------------------------------------------------------------------------------------
