@@ -33,7 +33,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from bench.flash_sale import _free_port, _wait_ready  # noqa: E402  (one way to start a server)
 
 # The mix of one second's messages at --rate 1000 (scaled to --rate): what a busy flash-sale
 # room sees. Comments come from the load generators; state and purchases from the server task.
@@ -543,28 +545,6 @@ async def _seed(url: str, publishers: int) -> tuple[int, list[str]]:
         return session.id, tokens
     finally:
         await engine.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited during start-up")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"GET /api/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n")
-                if b"200" in sock.recv(100):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not start")
 
 
 def _cpu_of(pids: list[int]) -> tuple[float, float]:
