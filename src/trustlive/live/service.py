@@ -1142,6 +1142,9 @@ async def on_order_refunded(session: AsyncSession, event: events.Event) -> None:
     """``orders.refunded`` subscriber: a room order refunded in full before it shipped had its
     stock returned to the SKU; its units go back to the sale too, as for a cancelled order."""
     order_id = int(event.payload["order_id"])
+    line = await repo.live_order_of(session, order_id)
+    if line is None or line.sale_id is None or line.quantity == 0:
+        return  # most refunds: not a flash-sale order from a room (the order is not read)
     order = (await orders.orders_by_ids(session, [order_id])).get(order_id)
     if order is not None and order.status == "refunded" and order.shipped_at is None:
         await order_cancelled(session, order_id)
