@@ -13,5 +13,6 @@ from trustlive.live import models as _live  # noqa: F401
 from trustlive.orders import models as _orders  # noqa: F401
 from trustlive.payments import models as _payments  # noqa: F401
 from trustlive.reviews import models as _reviews  # noqa: F401
+from trustlive.trust import models as _trust  # noqa: F401
 
 metadata = Base.metadata
