@@ -107,6 +107,10 @@ class Settings:
     escalation_days: int = 7
     # Reviews: hours after posting during which the buyer may still edit a review.
     review_edit_hours: int = 24
+    # Trust scores: curves, weights and effects overriding the defaults (a JSON file; see
+    # docs/scores.md), and the hour (Asia/Shanghai) after which the nightly full recompute runs.
+    scores_config: str | None = None
+    scores_nightly_hour: int = 3
     # Live rooms, the hub's part (docs/live-protocol.md): comments and counters go out at most
     # once per live_tick_ms per room, state and purchases once per live_state_tick_ms; at most
     # live_comment_cap comments and live_purchase_cap purchases shown per frame; a viewer's queue
@@ -176,6 +180,8 @@ def load_settings() -> Settings:
         return_refund_days=_env_int("RETURN_REFUND_DAYS", 7, minimum=1),
         escalation_days=_env_int("ESCALATION_DAYS", 7, minimum=1),
         review_edit_hours=_env_int("REVIEW_EDIT_HOURS", 24, minimum=0),
+        scores_config=_env("SCORES_CONFIG"),
+        scores_nightly_hour=_env_int("SCORES_NIGHTLY_HOUR", 3, minimum=0),
         live_tick_ms=_env_int("LIVE_TICK_MS", 100, minimum=10),
         live_state_tick_ms=_env_int("LIVE_STATE_TICK_MS", 50, minimum=5),
         live_comment_cap=_env_int("LIVE_COMMENT_CAP", 20, minimum=1),

@@ -222,8 +222,9 @@ def test_state_machine_and_illegal_moves(db_url: str) -> None:
                 "delivered",
                 "completed",
             ]
-            # Settlement waits for max(return window 7 d, shop tier 7 d).
-            assert detail.settle_at - detail.completed_at == dt.timedelta(days=7)
+            # Settlement waits for max(return window 7 d, the shop's tier: 15 d while its score is
+            # "new", docs/scores.md).
+            assert detail.settle_at - detail.completed_at == dt.timedelta(days=15)
         finally:
             await w.engine.dispose()
 
@@ -274,8 +275,8 @@ def test_settlement_splits_escrow_to_the_fen(db_url: str) -> None:
                                   postings=ledger.refund_postings(2000))  # fmt: skip
             assert await tasks.settle(w.sessionmaker, utcnow()) == 0
             policy = orders.OrderPolicy(platform_commission_share_bp=1000)
-            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8), policy) == 1
-            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=9), policy) == 0
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=16), policy) == 1
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=17), policy) == 0
             async with transaction(w.sessionmaker) as s:
                 balances = {
                     a: await ledger.balance(s, a)
@@ -469,7 +470,7 @@ def test_a_refund_for_a_line_comes_off_that_line_at_settlement(db_url: str) -> N
                 after = await orders.load_order(s, order.id)
             assert after.refunded_fen == 11000 and after.shipping_refunded_fen == 1000
             assert {x.id: x.refunded_fen for x in after.lines} == {line_a.id: 0, line_b.id: 10000}
-            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8)) == 1
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=16)) == 1
             # Line A alone: base 5900, fee 5% = 295, commission 20% = 1180; escrow 16900 - 11000 = 5900.
             assert await _wallets(w) == {"fee": 295, "creator": 1180, "shop": 5900 - 295 - 1180, "escrow": 0}
         finally:
@@ -488,7 +489,7 @@ def test_an_unallocated_refund_is_spread_over_what_is_left_of_the_goods(db_url: 
                 lines = sorted((await orders.load_order(s, order.id)).lines, key=lambda x: x.unit_price_fen)
             await _refund(w, order.id, 2900, lines={lines[0].id: 2900})  # half of line A, for line A
             await _refund(w, order.id, 1300)  # a goodwill refund: pro rata over 3000 (A) and 10000 (B)
-            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8)) == 1
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=16)) == 1
             # A: 3000 - 300 = 2700; B: 10000 - 1000 = 9000. Fees 135 + 450, commissions 540 + 1800.
             escrow = 15900 - 2900 - 1300
             assert await _wallets(w) == {
@@ -511,7 +512,7 @@ def test_settlement_waits_while_an_after_sales_request_holds_it(db_url: str) -> 
             async with transaction(w.sessionmaker) as s:
                 await orders.hold_settlement(s, order.id)
                 await orders.hold_settlement(s, order.id)  # two requests open
-            later = utcnow() + dt.timedelta(days=8)
+            later = utcnow() + dt.timedelta(days=16)
             assert await tasks.settle(w.sessionmaker, later) == 0
             async with transaction(w.sessionmaker) as s:
                 assert await orders.settle_order(s, order.id, later) is False  # the step refuses too
@@ -590,7 +591,7 @@ def test_a_refund_after_settlement_committed_is_refused(db_url: str, monkeypatch
         w = await build(db_url)
         try:
             order = await _completed(w, (w.skus[0], 1), key="R1")
-            later = utcnow() + dt.timedelta(days=8)
+            later = utcnow() + dt.timedelta(days=16)
             real = orders_repo.add_refund
 
             async def settle_first(session, order_id, amount):  # type: ignore[no-untyped-def]
@@ -624,7 +625,7 @@ def test_settlement_splits_again_when_a_refund_commits_after_its_read(
         w = await build(db_url)
         try:
             order = await _completed(w, (w.skus[0], 1), key="R2")
-            later = utcnow() + dt.timedelta(days=8)
+            later = utcnow() + dt.timedelta(days=16)
             real = orders_repo.transition
             fired: list[int] = []
 
@@ -671,7 +672,7 @@ def test_a_settlement_share_moves_money_on_in_the_settlement_itself(db_url: str)
                     s, w.merchants[0], order.id, ShipIn(carrier="中通", tracking_no="ZT0009")
                 )
                 await orders.confirm_receipt(s, w.buyers[0], order.id)
-            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=8)) == 1
+            assert await tasks.settle(w.sessionmaker, utcnow() + dt.timedelta(days=16)) == 1
             [split] = seen
             [line] = split.lines
             # goods 11800: fee 5% = 590, commission 20% = 2360, shop 8850 of the line; half of it moves.

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.aftersales.models import AftersalesMessage, AftersalesPhoto, AftersalesRequest, Status
+from trustlive.db import in_param
 
 
 async def get_request(session: AsyncSession, request_id: int) -> AftersalesRequest | None:
@@ -192,3 +193,22 @@ async def messages_of(session: AsyncSession, request_id: int) -> list[Aftersales
 
 async def get_message(session: AsyncSession, message_id: int) -> AftersalesMessage | None:
     return await session.get(AftersalesMessage, message_id)
+
+
+async def score_requests(session: AsyncSession, order_ids: list[int]) -> list[Any]:
+    """The ended requests of those orders, with the times the trust scores read."""
+    r = AftersalesRequest.__table__.c
+    stmt = select(
+        r.order_id,
+        r.line_id,
+        r.reason,
+        r.seller_cause,
+        r.status,
+        r.resolution,
+        r.created_at,
+        r.responded_at,
+        r.return_arrived_at,
+        r.arbitrated_at,
+        r.resolved_at,
+    ).where(in_param(r.order_id, "ids", session.bind.dialect.name), r.resolved_at.is_not(None))
+    return list((await session.execute(stmt, {"ids": order_ids})).all())

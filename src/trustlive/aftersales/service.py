@@ -1235,3 +1235,57 @@ async def _reload(session: AsyncSession, request_id: int) -> RequestOut:
     if row.line_id is not None:
         order = (await orders.orders_by_ids(session, [row.order_id])).get(row.order_id)
     return request_out(row, order, await repo.photos_of(session, [row.id]))
+
+
+# --- trust scores -----------------------------------------------------------------------------
+
+# The causes that say something about the goods (the product dimension of the scores); a parcel
+# not sent or not received is a logistics failure, which the shipping indicators already count.
+PRODUCT_CAUSES = frozenset({Reason.quality, Reason.wrong_item, Reason.not_as_described})
+# Endings the shop did not handle: the buyer withdrew, or the claim was outgrown.
+_NOT_HANDLED = frozenset({Resolution.withdrawn, Resolution.outdated})
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What the trust scores read of one ended request (docs/scores.md)."""
+
+    order_id: int
+    line_id: int | None  # None: the whole order
+    resolved_at: dt.datetime
+    quality_refund: bool  # refunded, and the goods were the seller's fault
+    handled_seconds: int | None  # the shop's handling time; None when the shop did not handle it
+    lost_dispute_at: dt.datetime | None  # ops decided for the buyer
+
+
+def _handled_seconds(r: Any) -> int | None:
+    """Request to resolution, as far as the shop controls it: a rejection ends at the shop's
+    answer, an arbitration at ops' decision; an approved return does not count the days the parcel
+    spent with the buyer and the carrier (approval to arrival). An automatic approval counts
+    in full up to its deadline: the shop let it run out."""
+    if r.resolution in _NOT_HANDLED:
+        return None
+    if r.resolution == Resolution.rejected and r.responded_at is not None:
+        end = r.responded_at
+    elif r.arbitrated_at is not None:
+        end = r.arbitrated_at
+    else:
+        end = r.resolved_at
+    seconds = (end - r.created_at).total_seconds()
+    if r.return_arrived_at is not None and r.responded_at is not None and end >= r.return_arrived_at:
+        seconds -= max(0.0, (r.return_arrived_at - r.responded_at).total_seconds())
+    return max(0, int(seconds))
+
+
+async def score_requests(session: AsyncSession, order_ids: list[int]) -> list[ScoreRequest]:
+    return [
+        ScoreRequest(
+            r.order_id,
+            r.line_id,
+            r.resolved_at,
+            r.status == Status.refunded and r.seller_cause and r.reason in PRODUCT_CAUSES,
+            _handled_seconds(r),
+            r.arbitrated_at if r.resolution == Resolution.arbitrated_buyer else None,
+        )  # fmt: skip
+        for r in await repo.score_requests(session, order_ids)
+    ]

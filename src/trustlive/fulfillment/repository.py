@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustlive.db import in_param
 from trustlive.fulfillment.models import (
     QcCase,
     QcInspector,
@@ -359,3 +360,11 @@ async def count_photos(session: AsyncSession, case_id: int) -> int:
 async def lab_event(session: AsyncSession, lab_id: int, event_id: str) -> QcLabEvent | None:
     stmt = select(QcLabEvent).where(QcLabEvent.lab_id == lab_id, QcLabEvent.event_id == event_id)
     return await session.scalar(stmt)
+
+
+async def score_inspections(session: AsyncSession, order_ids: list[int]) -> list[Any]:
+    c = QcCase.__table__.c
+    stmt = select(c.order_id, c.inspected_at, c.result).where(
+        in_param(c.order_id, "ids", session.bind.dialect.name), c.inspected_at.is_not(None)
+    )
+    return list((await session.execute(stmt, {"ids": order_ids})).all())

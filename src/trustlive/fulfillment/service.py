@@ -1220,3 +1220,16 @@ async def alert_overdue(session: AsyncSession, case_id: int, now: dt.datetime) -
         "due_at": case.due_at.isoformat(),
     })  # fmt: skip
     return True
+
+
+# --- trust scores -----------------------------------------------------------------------------
+
+
+async def score_inspections(
+    session: AsyncSession, order_ids: list[int]
+) -> dict[int, tuple[dt.datetime, bool]]:
+    """For the trust scores: order id -> (when it was inspected, whether it failed)."""
+    return {
+        r.order_id: (r.inspected_at, r.result == "fail")
+        for r in await repo.score_inspections(session, order_ids)
+    }

@@ -116,7 +116,8 @@ async def create_session(
 ) -> SessionOut:
     """Schedule a live session: `title`, `scheduled_at` (with a time zone), `product_ids` to
     feature (published products), and a `cover` image in a form. 422 for bad fields or an
-    unavailable product (`product_not_available`); 413/415 for a bad cover."""
+    unavailable product (`product_not_available`); 409 `alliance_not_eligible` for another shop's
+    product while your reputation score is below the alliance threshold; 413/415 for a bad cover."""
     data, cover = await _session_body(request, SessionIn, settings)
     return await service.create_session(db, me, data, cover, settings)
 
@@ -225,7 +226,8 @@ async def current_sale(session_id: int, db: AsyncSession, viewer: Principal | No
 @post("/live/sessions/{session_id:int}/flash-sale", status_code=201, tags=TAGS, **signed_in())
 async def start_flash_sale(session_id: int, data: FlashSaleIn, me: Principal, db: AsyncSession) -> SaleOut:
     """Start a flash sale on a SKU of the pinned product: `sku_id`, `allocation` (at most its
-    stock), `per_buyer_limit`, `seconds` of countdown. 409 `sale_running`, `nothing_pinned`;
+    stock), `per_buyer_limit`, `seconds` of countdown. 409 `sale_running`, `nothing_pinned`,
+    `flash_sale_restricted` (the product's shop ships too many orders late: docs/scores.md);
     422 `sku_not_pinned`, `allocation_exceeds_stock`."""
     return await service.start_flash_sale(db, me, session_id, data)
 

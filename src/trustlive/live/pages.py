@@ -69,6 +69,12 @@ ERROR_TEXT = {
     "allocation_exceeds_stock": N_("The allocation cannot be more than the variant's stock."),
     "product_not_available": N_("That product is not available."),
     "product_pinned": N_("Unpin the product before removing it."),
+    "flash_sale_restricted": N_(
+        "This shop ships too many orders late: new flash sales are blocked until it catches up."
+    ),
+    "alliance_not_eligible": N_(
+        "Your reputation score is below what other shops' products need: feature your own shop's products."
+    ),
     "cannot_moderate_creator": N_("The creator cannot be muted or banned."),
     "not_moderator": N_("Only the creator and the room's moderators can do this."),
     "not_your_session": N_("This is not your live session."),

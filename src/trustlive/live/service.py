@@ -85,6 +85,7 @@ from trustlive.live.schemas import (
 from trustlive.money import apply_rate_bp
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import ItemIn, OrderIn
+from trustlive.trust import service as trust
 
 S = SessionStatus
 C = CostreamStatus
@@ -242,9 +243,11 @@ def _check_when(value: dt.datetime, now: dt.datetime) -> dt.datetime:
     return value
 
 
-async def _check_products(session: AsyncSession, product_ids: list[int]) -> list[int]:
+async def _check_products(session: AsyncSession, creator_id: int, product_ids: list[int]) -> list[int]:
     """The products to feature, deduplicated in order: each must exist and be published in an
-    active shop. The alliance (a later issue) will narrow this to what the creator may sell."""
+    active shop. Another shop's product (an alliance product) needs the creator to be eligible
+    for the alliance by their reputation score (docs/scores.md, "Effects"): 409
+    ``alliance_not_eligible`` otherwise. Their own shops' products are always theirs to sell."""
     ids = list(dict.fromkeys(product_ids))
     cards = {c.id: c for c in await catalog.product_cards(session, ids)}
     bad: list[FieldError] = []
@@ -258,6 +261,16 @@ async def _check_products(session: AsyncSession, product_ids: list[int]) -> list
             bad.append(FieldError(f"product_ids[{i}]", f"product {pid} is not available"))
     if bad:
         raise ValidationFailed(bad[0].message, fields=bad, code="product_not_available")
+    own = {shop.id for shop in await catalog.shops_of_user(session, creator_id)} if ids else set()
+    alliance = [i for i, pid in enumerate(product_ids) if cards[pid].shop_id not in own]
+    if alliance and not await trust.alliance_eligible(session, creator_id):
+        raise Conflict(
+            "your reputation score is below what alliance products need: feature your own shop's "
+            "products until it recovers",
+            code="alliance_not_eligible",
+            fields=[FieldError(f"product_ids[{i}]", f"product {product_ids[i]} is another shop's")
+                    for i in alliance],
+        )  # fmt: skip
     return ids
 
 
@@ -279,7 +292,7 @@ async def create_session(
     if not title:
         raise ValidationFailed("title: required", field="title")
     when = _check_when(data.scheduled_at, now)
-    product_ids = await _check_products(session, data.product_ids)
+    product_ids = await _check_products(session, actor.id, data.product_ids)
     s = LiveSession(creator_id=actor.id, title=title, scheduled_at=when, status=S.scheduled)
     if cover is not None:
         s.cover_path = _store_cover(session, cover, settings, actor.id)
@@ -307,7 +320,9 @@ async def update_session(
     if patch.scheduled_at is not None:
         s.scheduled_at = _check_when(patch.scheduled_at, utcnow())
     if patch.product_ids is not None:
-        await repo.set_featured(session, s.id, await _check_products(session, patch.product_ids))
+        await repo.set_featured(
+            session, s.id, await _check_products(session, s.creator_id, patch.product_ids)
+        )
     if cover is not None:
         s.cover_path = _store_cover(session, cover, settings, actor.id)
     await session.flush()
@@ -322,7 +337,7 @@ async def set_featured(
     s = await _own(session, actor, session_id)
     if s.status not in (S.scheduled, S.live):
         raise InvalidTransition("the session is over", code="session_over")
-    ids = await _check_products(session, data.product_ids)
+    ids = await _check_products(session, s.creator_id, data.product_ids)
     if s.pinned_product_id is not None and s.pinned_product_id not in ids:
         raise Conflict("unpin the product before removing it", code="product_pinned", field="product_ids")
     await repo.set_featured(session, s.id, ids)
@@ -529,6 +544,13 @@ async def start_flash_sale(
             f"allocation: at most the SKU's stock ({sku.stock})",
             field="allocation",
             code="allocation_exceeds_stock",
+        )
+    if await trust.flash_sales_blocked(session, sku.shop_id):
+        raise Conflict(
+            "the shop that sells this product ships too many orders late: new flash sales are "
+            "blocked until its late-shipping rate over 7 days falls below the threshold "
+            "(docs/scores.md)",
+            code="flash_sale_restricted",
         )
     if await repo.running_sale(session, s.id) is not None:
         raise Conflict("a flash sale is running: stop it first", code="sale_running")
@@ -974,7 +996,9 @@ async def feature_product(
         raise InvalidTransition("the session is over", code="session_over")
     ids = (await repo.featured_of(session, [s.id]))[s.id]
     if product_id not in ids:  # only the new one is checked: an earlier one may be gone since
-        await repo.set_featured(session, s.id, [*ids, *await _check_products(session, [product_id])])
+        await repo.set_featured(
+            session, s.id, [*ids, *await _check_products(session, s.creator_id, [product_id])]
+        )
 
 
 # --- first renders for the pages --------------------------------------------------------------

@@ -495,3 +495,30 @@ async def bulk_insert_orders(
 def _order_ids_pg():  # type: ignore[no-untyped-def]
     sequence = f"{Order.__tablename__}_id_seq"  # the BIGSERIAL sequence of orders.id
     return select(func.nextval(sequence)).select_from(func.generate_series(1, bindparam("n")))
+
+
+# --- trust scores -----------------------------------------------------------------------------
+
+
+async def score_lines(session: AsyncSession, order_ids: list[int]) -> list[Any]:
+    """The lines of those orders that were paid, with the order times the scores read."""
+    o, ln = Order.__table__.c, OrderLine.__table__.c
+    stmt = (
+        select(ln.id.label("line_id"), ln.order_id, o.shop_id, ln.product_id, ln.creator_id, ln.category_id,
+               o.status, o.paid_at, o.ship_by, o.shipped_at, o.delivered_at, o.completed_at, o.cancelled_at, o.updated_at)
+        .join_from(OrderLine.__table__, Order.__table__, o.id == ln.order_id)
+        .where(in_param(ln.order_id, "ids", session.bind.dialect.name), o.paid_at.is_not(None))
+    )  # fmt: skip
+    return list((await session.execute(stmt, {"ids": order_ids})).all())
+
+
+async def line_titles(session: AsyncSession, line_ids: list[int]) -> dict[int, str]:
+    ln = OrderLine.__table__.c
+    stmt = select(ln.id, ln.title).where(in_param(ln.id, "ids", session.bind.dialect.name))
+    return {r.id: r.title for r in await session.execute(stmt, {"ids": line_ids})}
+
+
+async def order_id_range(session: AsyncSession) -> tuple[int, int]:
+    o = Order.__table__.c
+    lo, hi = (await session.execute(select(func.min(o.id), func.max(o.id)))).one()
+    return (lo or 1), (hi or 0)

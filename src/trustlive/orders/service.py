@@ -182,13 +182,42 @@ async def delete_address(session: AsyncSession, buyer: Principal, address_id: in
 # --- shop terms -------------------------------------------------------------------------------
 
 
-def terms_out(shop_id: int, terms: ShopTerms | None) -> ShopTermsOut:
+# The shop's settlement delay tier, in days, from its trust score (docs/scores.md): the trust
+# domain registers it when it is imported (``register_settlement_delay``). Orders cannot import
+# trust, which reads orders; without it the delay stored in the shop's terms applies.
+SettlementDelay = Callable[[AsyncSession, int], Awaitable[int]]
+_settlement_delay: list[SettlementDelay] = []
+
+
+def register_settlement_delay(fn: SettlementDelay) -> None:
+    """``fn(session, shop_id) -> days`` decides every shop's settlement delay from now on
+    (registering again replaces it)."""
+    _settlement_delay[:] = [fn]
+
+
+async def settlement_delay_days(session: AsyncSession, shop_id: int, terms: ShopTerms | None = None) -> int:
+    """The settlement delay that applies to the shop now: its trust tier when the trust domain
+    has registered one, otherwise the delay in its terms (the default without terms)."""
+    if _settlement_delay:
+        return await _settlement_delay[0](session, shop_id)
+    return terms.settlement_delay_days if terms is not None else DEFAULT_SETTLEMENT_DELAY_DAYS
+
+
+def terms_out(shop_id: int, terms: ShopTerms | None, delay_days: int | None = None) -> ShopTermsOut:
+    """The terms as shown; ``delay_days`` is the settlement delay in force (``settlement_delay_days``)."""
     if terms is None:
-        return ShopTermsOut(shop_id, 0, None, DEFAULT_SETTLEMENT_DELAY_DAYS)
+        return ShopTermsOut(
+            shop_id, 0, None, DEFAULT_SETTLEMENT_DELAY_DAYS if delay_days is None else delay_days
+        )
     return ShopTermsOut(
-        shop_id, terms.flat_fee_fen, terms.free_over_fen, terms.settlement_delay_days,
+        shop_id, terms.flat_fee_fen, terms.free_over_fen,
+        terms.settlement_delay_days if delay_days is None else delay_days,
         terms.covers_return_shipping, dict(terms.return_address) if terms.return_address else None,
     )  # fmt: skip
+
+
+async def _terms_out(session: AsyncSession, shop_id: int, terms: ShopTerms | None) -> ShopTermsOut:
+    return terms_out(shop_id, terms, await settlement_delay_days(session, shop_id, terms))
 
 
 async def _own_terms(session: AsyncSession, actor: Principal, shop_id: int) -> ShopTerms:
@@ -208,7 +237,7 @@ async def get_shop_terms(
     """The shop's terms. The return address is left out unless the viewer is the shop's or ops
     (or ``private``: other domains that pass it on to a buyer with a return to send)."""
     await catalog.get_shop(session, shop_id)
-    terms = terms_out(shop_id, await repo.get_shop_terms(session, shop_id))
+    terms = await _terms_out(session, shop_id, await repo.get_shop_terms(session, shop_id))
     if not private and not (
         viewer is not None and (viewer.is_ops or await catalog.is_shop_member(session, viewer, shop_id))
     ):
@@ -224,7 +253,7 @@ async def set_shipping(
     terms.flat_fee_fen = data.flat_fee_fen
     terms.free_over_fen = data.free_over_fen
     await session.flush()
-    return terms_out(shop_id, terms)
+    return await _terms_out(session, shop_id, terms)
 
 
 async def set_returns(session: AsyncSession, actor: Principal, shop_id: int, data: ReturnsIn) -> ShopTermsOut:
@@ -238,7 +267,7 @@ async def set_returns(session: AsyncSession, actor: Principal, shop_id: int, dat
                             "region": a.region.strip(), "detail": a.detail.strip()}  # fmt: skip
     terms.covers_return_shipping = data.covers_return_shipping
     await session.flush()
-    return terms_out(shop_id, terms)
+    return await _terms_out(session, shop_id, terms)
 
 
 def shipping_fee(goods_fen: int, terms: ShopTerms | None) -> int:
@@ -847,6 +876,7 @@ async def _deliver(
                                  auto_confirm_at=auto, updated_at=utcnow()):  # fmt: skip
         return False
     _event(session, order_id, S.shipped, S.delivered, actor_id, note)
+    events.record(session, "orders.delivered", {"order_id": order_id})
     return True
 
 
@@ -872,8 +902,9 @@ async def auto_confirm(session: AsyncSession, order_id: int, now: dt.datetime) -
 async def _complete(session: AsyncSession, order: Order, actor_id: int | None, note: str) -> bool:
     _check_move(order, S.completed)
     now = utcnow()
-    terms = await repo.get_shop_terms(session, order.shop_id)
-    delay = terms.settlement_delay_days if terms else DEFAULT_SETTLEMENT_DELAY_DAYS
+    delay = await settlement_delay_days(
+        session, order.shop_id, await repo.get_shop_terms(session, order.shop_id)
+    )
     window = max((line.return_window_days for line in order.lines), default=0)
     # Escrow is split once the return window has closed and the shop's delay tier has passed.
     settle_at = now + dt.timedelta(days=max(window, delay))
@@ -1431,3 +1462,45 @@ class CheckoutBatcher:
                 future.set_exception(r.result)
             else:
                 future.set_result(r.result)
+
+
+# --- trust scores -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    """What the trust scores read of one paid order line (docs/scores.md)."""
+
+    line_id: int
+    order_id: int
+    shop_id: int
+    product_id: int
+    creator_id: int | None
+    category_id: int
+    paid_at: dt.datetime
+    ship_by: dt.datetime | None
+    shipped_at: dt.datetime | None
+    delivered_at: dt.datetime | None  # or, confirmed before the carrier reported it, completed
+    # Refunded in full or cancelled before it shipped: from then on no shipment is owed.
+    closed_at: dt.datetime | None
+
+
+async def score_lines(session: AsyncSession, order_ids: list[int]) -> list[ScoreLine]:
+    out = []
+    for r in await repo.score_lines(session, order_ids):
+        closed = None
+        if r.shipped_at is None and r.status in (S.refunded, S.cancelled):
+            closed = r.cancelled_at or r.updated_at
+        out.append(ScoreLine(r.line_id, r.order_id, r.shop_id, r.product_id, r.creator_id, r.category_id,
+                             r.paid_at, r.ship_by, r.shipped_at, r.delivered_at or r.completed_at, closed))  # fmt: skip
+    return out
+
+
+async def line_titles(session: AsyncSession, line_ids: list[int]) -> dict[int, str]:
+    """Order line id -> title, for other domains' lists of lines (the scores' drill-down)."""
+    return await repo.line_titles(session, line_ids) if line_ids else {}
+
+
+async def order_id_range(session: AsyncSession) -> tuple[int, int]:
+    """The lowest and highest order ids (1, 0 when there are none), for batch jobs over orders."""
+    return await repo.order_id_range(session)

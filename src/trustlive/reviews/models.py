@@ -51,6 +51,8 @@ class Review(Base):
     title: Mapped[str] = mapped_column(String(120), nullable=False)  # the line's, at posting
     variant: Mapped[str] = mapped_column(String(200), default="", nullable=False)  # "90 / 米白"
     rating_product: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    # The product rating as first posted: an edit cannot take a negative review out of the scores.
+    rating_product_first: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     rating_logistics: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     rating_service: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     text: Mapped[str] = mapped_column(Text, default="", nullable=False)

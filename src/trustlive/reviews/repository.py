@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustlive.db import in_param
 from trustlive.reviews.models import Review, ReviewPhoto
 
 LOW = 2  # a rating of 1 or 2 stars is a low (negative) one
@@ -117,3 +118,11 @@ async def set_reply(
     )
     await session.scalar(stmt)
     return review.reply_edited_at is None  # a reply that was never edited is the first one
+
+
+async def score_ratings(session: AsyncSession, order_ids: list[int]) -> list[Any]:
+    r = Review.__table__.c
+    stmt = select(r.order_line_id, r.rating_product, r.rating_product_first, r.rating_service).where(
+        in_param(r.order_id, "ids", session.bind.dialect.name)
+    )
+    return list((await session.execute(stmt, {"ids": order_ids})).all())

@@ -160,7 +160,8 @@ async def post_review(
     review = Review(
         order_id=order.id, order_line_id=line.id, product_id=line.product_id, shop_id=order.shop_id,
         buyer_id=buyer.id, title=line.title, variant=" / ".join(line.option_values)[:200],
-        rating_product=data.rating_product, rating_logistics=data.rating_logistics,
+        rating_product=data.rating_product, rating_product_first=data.rating_product,
+        rating_logistics=data.rating_logistics,
         rating_service=data.rating_service, text=data.text.strip(), photo_count=len(stored), created_at=now,
         edit_until=now + dt.timedelta(hours=settings.review_edit_hours),
     )  # fmt: skip
@@ -419,3 +420,13 @@ async def review_form(
     if utcnow() > review.edit_until:
         raise Conflict("the time to edit this review is over", code="edit_window_closed")
     return order, line, (await _outs(session, [review], private=True))[0]
+
+
+async def score_ratings(session: AsyncSession, order_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """For the trust scores: order line id -> (product rating, service rating) of the reviews of
+    those orders. The product rating is the lower of the first-posted and the current one, so an
+    edit made under pressure cannot erase a negative review."""
+    return {
+        r.order_line_id: (min(r.rating_product, r.rating_product_first or r.rating_product), r.rating_service)
+        for r in await repo.score_ratings(session, order_ids)
+    }
