@@ -65,6 +65,11 @@ from trustlive.payments import tasks as payment_tasks
 from trustlive.reviews import api as reviews_api
 from trustlive.reviews import pages as reviews_pages
 from trustlive.scheduler import Scheduler
+from trustlive.trust import api as trust_api
+from trustlive.trust import pages as trust_pages
+from trustlive.trust import scoring as trust_scoring
+from trustlive.trust import service as trust
+from trustlive.trust import tasks as trust_tasks
 from trustlive.web import framework
 from trustlive.web import pages as web_pages
 from trustlive.web.errors import handle_exception
@@ -144,6 +149,7 @@ def build_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Se
     scheduler.add("aftersales", lambda: aftersales_tasks.run_once(sessionmaker, settings))
     scheduler.add("care", lambda: care_tasks.run_once(sessionmaker, settings))
     scheduler.add("live", lambda: live_tasks.run_once(sessionmaker, settings))
+    scheduler.add("trust", lambda: trust_tasks.run_once(sessionmaker, settings))
     return scheduler
 
 
@@ -169,6 +175,7 @@ def create_app(
     settings: Settings | None = None, *, bus: EventBus | None = None, relay_in_background: bool = True
 ) -> Litestar:
     settings = settings or load_settings()
+    trust.configure(trust_scoring.load_file(settings.scores_config))
     framework.install()
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     bus = bus or EventBus()
@@ -213,6 +220,9 @@ def create_app(
         listening = asyncio.create_task(notices.run_forever()) if redis is not None else None
         for topic, handler in live.hub_subscribers(app.state.live_hub, notices.publish).items():
             bus.subscribe(topic, handler)
+        # Scores: the events that can move one queue their order for a refresh (docs/scores.md).
+        for topic in trust.SCORED_TOPICS:
+            bus.subscribe(topic, trust.on_event)
         bus.subscribe("orders.cancelled", live.on_order_cancelled)
         bus.subscribe("orders.refunded", live.on_order_refunded)
         bus.subscribe(  # a creator's fee waiver shown in each new room (docs/consignment.md)
@@ -264,6 +274,7 @@ def create_app(
                     *care_api.routes,
                     *live_api.routes,
                     *consignment_api.routes,
+                    *trust_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -278,6 +289,7 @@ def create_app(
             *care_pages.routes,
             *live_pages.routes,
             *consignment_pages.routes,
+            *trust_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],

@@ -32,6 +32,7 @@ from trustlive.catalog.schemas import (
 from trustlive.config import Settings
 from trustlive.errors import DomainError, ValidationFailed
 from trustlive.reviews import service as reviews
+from trustlive.trust import service as trust
 from trustlive.web.console import my_shops, pick_shop
 from trustlive.web.forms import (
     bad_fields,
@@ -130,7 +131,12 @@ async def shop_page(slug: str, db: AsyncSession, viewer: Principal | None, curso
     products, next_cursor = trim_page(items, PAGE_SIZE)
     return Template(
         "catalog/shop.html",
-        context={"shop": service.shop_out(shop), "products": products, "next_cursor": next_cursor},
+        context={
+            "shop": service.shop_out(shop),
+            "products": products,
+            "next_cursor": next_cursor,
+            "trust_score": await trust.score_of(db, "shop", shop.id),
+        },  # fmt: skip
     )
 
 
@@ -152,6 +158,8 @@ async def product_page(product_id: int, db: AsyncSession, viewer: Principal | No
             "stock": sum(s.stock for s in skus),
             "manages": manages,
             "reviews": await reviews.product_reviews(db, product_id),
+            "trust_score": await trust.score_of(db, "product", product_id),
+            "shop_score": await trust.score_of(db, "shop", product.shop_id),
         },
     )
 

@@ -48,6 +48,8 @@ from trustlive.orders.schemas import (
 )
 from trustlive.payments import service as payments
 from trustlive.reviews import service as reviews
+from trustlive.trust import pages as trust_pages
+from trustlive.trust import service as trust
 from trustlive.web.console import my_shops, pick_shop
 from trustlive.web.forms import bad_fields, checked, fixable, integer, invalid, parse, safe_next, text
 from trustlive.web.i18n import N_, gettext
@@ -180,6 +182,8 @@ async def _product_page(db: AsyncSession, viewer: Principal, product_id: int, **
         "stock": sum(s.stock for s in skus),
         "manages": await catalog.is_shop_member(db, viewer, product.shop_id),
         "reviews": await reviews.product_reviews(db, product_id),
+        "trust_score": await trust.score_of(db, "product", product_id),
+        "shop_score": await trust.score_of(db, "shop", product.shop_id),
         **extra,
     }
     return Template("catalog/product.html", context=context, status_code=status)
@@ -524,6 +528,7 @@ async def _panels(db: AsyncSession, viewer: Principal, order: OrderOut) -> dict[
         "qc": await fulfillment.qc_of_order(db, order),
         "aftersales": await aftersales.order_panel(db, viewer, order),
         "reviews": await reviews.order_panel(db, viewer, order),
+        **await trust_pages.order_complaints(db, viewer, order),  # trust/_order_complaints.html
     }
 
 
