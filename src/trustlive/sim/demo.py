@@ -36,7 +36,7 @@ from trustlive.fulfillment import service as fulfillment
 from trustlive.fulfillment.schemas import InspectorIn, LabIn, WarehouseIn
 from trustlive.orders import service as orders
 from trustlive.orders.schemas import ReturnAddressIn, ReturnsIn
-from trustlive.sim import images, stories
+from trustlive.sim import history, images, stories
 from trustlive.sim.names import buyer_display_name, buyer_username
 
 DEMO_PASSWORD = "trustlive-demo"
@@ -907,7 +907,9 @@ async def seed_demo(
     """Create whatever part of the demo world is missing; return a one-line summary. With
     ``settings`` (the payment and tracking sandboxes need its keys) the demo stories are played
     too (``sim/stories.py``): orders at the QC warehouse, reviewed, returned, disputed; an ended live
-    session with its replay, a consignment appraised on air, a session scheduled in an hour."""
+    session with its replay, a consignment appraised on air, a session scheduled in an hour; and
+    ninety days of past trade for two shops, so that they and their creators show trust scores
+    (``sim/history.py``, when the world has its buyers)."""
     report: Progress = progress or (lambda stage, done, total: None)
     tally = _Tally()
     media_dir = Path(media_dir)
@@ -958,6 +960,8 @@ async def seed_demo(
         report("demo stories", 0, stories.COUNT)
         played = await stories.play_stories(sessionmaker, settings)
         report("demo stories", played, stories.COUNT)
+        # Ninety days of past trade, so the shops and creators show trust scores (sim/history.py).
+        tally.add("orders of past trade", await history.play_history(sessionmaker, settings, report))
 
     products = [p for persona in PERSONAS if persona.shop for p in persona.shop.products]
     drafts = sum(p.draft for p in products)
