@@ -583,7 +583,7 @@ async def _measure(url: str, raw_url: str, a: argparse.Namespace, progress: Any)
         t0 = time.perf_counter()
         batches = 0
         async with sm() as s:
-            while n := await trust.refresh_dirty(s, limit=500):
+            while n := await trust.refresh_dirty(s, limit=a.batch):
                 await s.commit()
                 batches += 1
                 progress.advance(task, n)
@@ -628,6 +628,9 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=5000, help="orders changed for the incremental run")
     parser.add_argument("--samples", type=int, default=200, help="single events timed one by one")
+    parser.add_argument(
+        "--batch", type=int, default=500, help="orders per refresh_dirty call (the job's batch)"
+    )
     parser.add_argument("--database", default=DB_NAME, help="the database to (re)create")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true",
@@ -729,7 +732,7 @@ def main() -> None:
     timings.add_row(
         "recompute_all, second", f"{full2:.1f} s", f"{full2 / max(1, rows) * 1e6:.1f} us / entity"
     )
-    timings.add_row(f"refresh_dirty x{m['batches']} (500 a batch)", f"{m['incremental_s']:.2f} s",
+    timings.add_row(f"refresh_dirty x{m['batches']} ({a.batch} a batch)", f"{m['incremental_s']:.2f} s",
                     f"{inc_ms:.3f} ms / event ({m['events']:,})")  # fmt: skip
     timings.add_row("queueing those events", f"{m['queue_s'] * 1000:.1f} ms", f"{queue_ms:.4f} ms / event")
     timings.add_row(f"single events (limit 1), {len(singles)}", f"p50 {p50:.2f} ms", f"p99 {p99:.2f} ms")
@@ -751,7 +754,7 @@ def main() -> None:
         "single_event_p99_ms": round(p99, 2), "queue_ms_per_event": round(queue_ms, 4),
         "shops": entities.get("shop", {}).get("rows", 0), "creators": entities.get("creator", {}).get("rows", 0),
         "products": entities.get("product", {}).get("rows", 0), "entities_scored": scored,
-        "events": m["events"], "facts": m["facts"], "generate_s": None if generate_s is None else round(generate_s, 1),
+        "events": m["events"], "batch": a.batch, "facts": m["facts"], "generate_s": None if generate_s is None else round(generate_s, 1),
     }))  # fmt: skip
 
 
