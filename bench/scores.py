@@ -15,7 +15,7 @@ shipping, negative reviews, returns). Then measures, with the trust service:
 3. the incremental refresh: `--events` (5000) random orders have their sources changed as buyers,
    carriers and shops change them (a review posted, a review edited, a parcel delivered, an
    after-sales request resolved), are queued as the event handler queues them, and the refresh
-   job runs in batches of 500 until the queue is empty: milliseconds per event. Then
+   job runs in batches of `--batch` (500) until the queue is empty: milliseconds per event. Then
    `--samples` (200) single events, each refreshed alone (limit 1): p50 and p99.
 
 Prints a table and ratios, and ends with one JSON line: {"orders", "full_recompute_s",
@@ -23,7 +23,7 @@ Prints a table and ratios, and ends with one JSON line: {"orders", "full_recompu
 "single_event_p99_ms", "shops", "creators", "products", "entities_scored", ...}.
 
 Usage: .venv/bin/python bench/scores.py [--orders 10000000] [--shops 100000] [--creators 50000]
-       [--events 5000] [--keep] [--reuse]
+       [--events 5000] [--batch 500] [--keep] [--reuse [--no-rebuild]] [--generate-only]
 Needs PostgreSQL (TRUSTLIVE_BENCH_POSTGRES_URL, default postgresql://root@127.0.0.1:5432/test).
 """
 

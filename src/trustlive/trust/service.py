@@ -553,7 +553,8 @@ async def _row_rules(session: AsyncSession, row: Any) -> tuple[str, scoring.Rule
 
 
 def _threshold(rules: scoring.Rules, key: str) -> float:
-    """For an hours indicator: the hours beyond which a line earns fewer than 4 points."""
+    """For an hours indicator: the x of the first knot worth fewer than 4 points (96 h to delivery,
+    48 h handling by default); lines beyond it are the ones the drill-down flags."""
     xs, ys = rules.curves[key]
     for x, y in zip(xs, ys, strict=True):
         if y < 4:
