@@ -19,8 +19,8 @@ from trustlive.consignment import service
 from trustlive.consignment.schemas import AppraisalIn, FeatureIn, ItemIn, WaiverIn
 from trustlive.errors import DomainError, NotFound
 from trustlive.reviews.api import read_photos
-from trustlive.web.forms import bad_fields, fixable, integer, parse, text, yuan
-from trustlive.web.i18n import N_, gettext
+from trustlive.web.forms import bad_fields, fixable, integer, parse, readable, text, yuan
+from trustlive.web.i18n import N_
 from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import allow, signed_in
 from trustlive.web.validation import MAX_ID
@@ -45,10 +45,7 @@ ERROR_TEXT = {
 
 
 def _readable(err: DomainError) -> DomainError:
-    message = ERROR_TEXT.get(err.code)
-    if message:
-        err.message = gettext(message)
-    return err
+    return readable(err, ERROR_TEXT)
 
 
 # --- the consignor ----------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from trustlive.live import service
 from trustlive.live.hub import Hub
 from trustlive.live.schemas import BlocklistIn, CostreamIn, FlashSaleIn, LiveOrderIn, SaleOut, SessionIn
 from trustlive.orders import service as orders
-from trustlive.web.forms import bad_fields, fixable, integer, invalid, parse, text, to_upload
+from trustlive.web.forms import bad_fields, fixable, integer, invalid, parse, readable, text, to_upload
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import allow, public, signed_in
@@ -116,11 +116,7 @@ SAVED_TEXT = {
 
 
 def _readable(err: DomainError) -> DomainError:
-    """The error in the reader's language when it is one of ours (its code stays)."""
-    text_ = ERROR_TEXT.get(err.code)
-    if text_:
-        err.message = gettext(text_)
-    return err
+    return readable(err, ERROR_TEXT)
 
 
 def _fixable(err: DomainError) -> DomainError:

@@ -25,7 +25,7 @@ from trustlive.reviews import service
 from trustlive.reviews.api import read_photos
 from trustlive.reviews.schemas import ReplyIn, ReviewIn, ReviewPatch
 from trustlive.web.console import my_shops, pick_shop
-from trustlive.web.forms import bad_fields, checked, fixable, integer, parse, safe_next, text
+from trustlive.web.forms import bad_fields, checked, fixable, integer, parse, readable, safe_next, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id, trim_page
 from trustlive.web.policy import public, signed_in
@@ -63,11 +63,7 @@ ERROR_TEXT = {
 
 
 def _readable(err: DomainError) -> DomainError:
-    """The error in the reader's language when it is one of ours (its code stays)."""
-    text_ = ERROR_TEXT.get(err.code)
-    if text_:
-        err.message = gettext(text_)
-    return err
+    return readable(err, ERROR_TEXT)
 
 
 def _fixable(err: DomainError) -> DomainError:

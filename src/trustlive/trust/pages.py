@@ -30,7 +30,7 @@ from trustlive.orders import service as orders
 from trustlive.orders.schemas import OrderOut
 from trustlive.trust import service as trust
 from trustlive.trust.schemas import BreakdownOut, ComplaintDecisionIn, ComplaintIn, HistoryPoint
-from trustlive.web.forms import bad_fields, fixable, parse, text
+from trustlive.web.forms import bad_fields, fixable, parse, readable, text
 from trustlive.web.i18n import N_, gettext
 from trustlive.web.pagination import before_id
 from trustlive.web.policy import allow, public, signed_in
@@ -73,11 +73,7 @@ ERROR_TEXT = {
 
 
 def _readable(err: DomainError) -> DomainError:
-    """The error in the reader's language when it is one of ours (its code stays)."""
-    text_ = ERROR_TEXT.get(err.code)
-    if text_:
-        err.message = gettext(text_)
-    return err
+    return readable(err, ERROR_TEXT)
 
 
 def _fixable(err: DomainError) -> DomainError:

@@ -26,6 +26,15 @@ async def to_upload(file: UploadFile, max_bytes: int) -> Upload:
     return Upload(file.filename or "upload", file.content_type or "", data)
 
 
+def readable(err: DomainError, texts: dict[str, str]) -> DomainError:
+    """The error in the reader's language when ``texts`` (code -> msgid) has its code; the code
+    stays, so pages and tests still tell errors apart."""
+    text_ = texts.get(err.code)
+    if text_:
+        err.message = gettext(text_)
+    return err
+
+
 def fixable(err: DomainError) -> DomainError:
     """Errors the user can fix on the form come back to be shown on it; refusals (401, 403) and
     missing things (a 404 naming no field) are raised to the error page: re-rendering something
