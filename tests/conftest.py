@@ -24,10 +24,12 @@ os.environ.setdefault("TRUSTLIVE_ARGON2_MEMORY_KIB", "8192")
 os.environ.setdefault("TRUSTLIVE_ARGON2_PARALLELISM", "1")
 from litestar.testing import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from tests.helpers import create_user, make_settings, token_for
 from trustlive import migrate
 from trustlive.app import create_app
+from trustlive.cli import app as cli_app
 from trustlive.config import Settings, normalise_database_url
 from trustlive.db import create_engine
 from trustlive.models import metadata
@@ -179,3 +181,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
         terminalreporter.section("services not available: these tests were skipped")
         for reason, count in sorted(reasons.items()):
             terminalreporter.write_line(f"{count:4d} skipped: {reason}")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, str]:
+    """The command line against a migrated SQLite file of its own: the runner and the file's URL."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'trustlive.db'}"
+    monkeypatch.setenv("TRUSTLIVE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("TRUSTLIVE_DATABASE_URL", url)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    assert runner.invoke(cli_app, ["migrate"]).exit_code == 0
+    return runner, url

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
@@ -16,17 +14,6 @@ from trustlive.cli import app
 from trustlive.config import load_settings
 from trustlive.db import create_engine, create_sessionmaker, transaction, utcnow
 from trustlive.orders.models import Order
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'trustlive.db'}"
-    monkeypatch.setenv("TRUSTLIVE_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("TRUSTLIVE_DATABASE_URL", url)
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-    assert runner.invoke(app, ["migrate"]).exit_code == 0
-    return runner, url
 
 
 async def _overdue_unpaid_order(url: str) -> int:

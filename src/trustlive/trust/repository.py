@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,10 +90,6 @@ async def clear_dirty(session: AsyncSession, taken: Sequence[tuple[int, int]]) -
         await session.execute(
             stmt, [{"oid": o, "ver": v} for o, v in taken], execution_options={"synchronize_session": False}
         )
-
-
-async def dirty_count(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(TrustDirtyOrder))).scalar_one())
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -420,11 +416,6 @@ async def entity_lines(
         stmt = stmt.where(t.line_id < before)
     stmt = stmt.order_by(t.line_id.desc()).limit(limit)
     return list((await session.scalars(stmt)).all())
-
-
-async def score_keys(session: AsyncSession, kind: str) -> list[int]:
-    c = TrustScore.__table__.c
-    return list((await session.scalars(select(c.entity_id).where(c.entity_type == kind))).all())
 
 
 # --- complaints -------------------------------------------------------------------------------

@@ -689,10 +689,6 @@ async def alliance_eligible(session: AsyncSession, creator_id: int) -> bool:
     return score_c >= effects["alliance_min"]
 
 
-async def trusted_shop(session: AsyncSession, shop_id: int) -> bool:
-    return (await score_of(session, "shop", shop_id)).trusted
-
-
 # ---- complaints ---------------------------------------------------------------------------------
 # Buyers' complaints that goods were not as the creator described them (虚假宣传, docs/scores.md):
 # filed from a received order line attributed to a creator, within COMPLAINT_WINDOW_DAYS of
