@@ -232,24 +232,20 @@ def load_file(path: str | None) -> Config:
 
 
 def aggregate(
-    facts: Mapping[str, np.ndarray], key: str, now_ts: int
+    facts: Mapping[str, np.ndarray], key: str, now_ts: int | np.ndarray
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Group fact rows by ``key`` (shop_id, product_id or creator_id): the entity ids, sorted, and
-    each count of ``COUNTS`` per entity. Rows with key 0 (no creator) are left out."""
-    keys = facts[key]
-    keep = keys > 0
-    if not keep.all():
-        facts = {name: col[keep] for name, col in facts.items()}
-        keys = facts[key]
-    ids, idx = np.unique(keys, return_inverse=True)
-    n = len(ids)
+    each count of ``COUNTS`` per entity, with the windows ending at ``now_ts`` (one time, or one
+    per row). Rows with key 0 (no creator) are left out."""
+    return group(facts[key], *conditions(facts, now_ts))
 
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(idx[mask], minlength=n).astype(np.int64)
 
-    def total(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return np.rint(np.bincount(idx[mask], weights=values[mask], minlength=n)).astype(np.int64)
-
+def conditions(
+    facts: Mapping[str, np.ndarray], now_ts: int | np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What each fact row adds to each count of ``COUNTS``: a mask for the counts of lines, the
+    value added for the sums (seconds, stars). The same for every kind of entity, so the full
+    recompute works them out once for shops, products and creators."""
     f = facts
     since = {days: now_ts - days * DAY for days in (7, 30, 60, 90)}
     delivered = f["delivered_ts"]
@@ -261,28 +257,63 @@ def aggregate(
     on_time = (shipped > 0) & (shipped <= ship_by)
     paid = f["paid_ts"]
     due30, due7 = owed & (paid >= since[30]), owed & (paid >= since[7])
-    rated = f["rating_service"] > 0
+    rated = d30 & (f["rating_service"] > 0)
     rp = f["rating_product"]
-    counts = {
-        "delivered_90": count(d90),
-        "delivered_60": count(d60),
-        "negative_60": count(d60 & (rp >= 1) & (rp <= 2)),
-        "quality_refunds_60": count(f["quality_refund_ts"] >= since[60]),
-        "inspected_60": count(f["inspected_ts"] >= since[60]),
-        "inspection_failed_60": count((f["inspected_ts"] >= since[60]) & (f["inspection_failed"] > 0)),
-        "ship_due_30": count(due30),
-        "shipped_on_time_30": count(due30 & on_time),
-        "delivered_30": count(d30),
-        "delivery_s_30": total(d30, (delivered - paid).astype(np.float64)),
-        "aftersales_30": count(f["aftersales_ts"] >= since[30]),
-        "aftersales_s_30": total(f["aftersales_ts"] >= since[30], f["aftersales_s"].astype(np.float64)),
-        "disputes_lost_30": count(f["dispute_lost_ts"] >= since[30]),
-        "service_rated_30": count(d30 & rated),
-        "service_sum_30": total(d30 & rated, f["rating_service"].astype(np.float64)),
-        "false_claims_60": count(f["false_claim_ts"] >= since[60]),
-        "ship_due_7": count(due7),
-        "shipped_late_7": count(due7 & ~on_time),
+    handled = f["aftersales_ts"] >= since[30]
+    inspected = f["inspected_ts"] >= since[60]
+    masks = {
+        "delivered_90": d90,
+        "delivered_60": d60,
+        "negative_60": d60 & (rp >= 1) & (rp <= 2),
+        "quality_refunds_60": f["quality_refund_ts"] >= since[60],
+        "inspected_60": inspected,
+        "inspection_failed_60": inspected & (f["inspection_failed"] > 0),
+        "ship_due_30": due30,
+        "shipped_on_time_30": due30 & on_time,
+        "delivered_30": d30,
+        "aftersales_30": handled,
+        "disputes_lost_30": f["dispute_lost_ts"] >= since[30],
+        "service_rated_30": rated,
+        "false_claims_60": f["false_claim_ts"] >= since[60],
+        "ship_due_7": due7,
+        "shipped_late_7": due7 & ~on_time,
     }
+    # float64: bincount's weights are doubles anyway, and every sum stays far below 2**53.
+    sums = {
+        "delivery_s_30": np.where(d30, delivered - paid, 0).astype(np.float64),
+        "aftersales_s_30": np.where(handled, f["aftersales_s"], 0).astype(np.float64),
+        "service_sum_30": np.where(rated, f["rating_service"], 0).astype(np.float64),
+    }
+    return masks, sums
+
+
+def group(
+    keys: np.ndarray, masks: Mapping[str, np.ndarray], sums: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The entity ids in ``keys`` (0 left out), sorted, and per entity how many of its rows each
+    mask holds and the total of each sum."""
+    valid = keys > 0
+    top = int(keys.max()) if len(keys) else 0
+    if top <= 4 * len(keys) + 1_000_000:  # ids dense enough to index an array by (no sort)
+        seen = np.bincount(keys[valid], minlength=top + 1)
+        ids = np.flatnonzero(seen)
+        dense = np.zeros(top + 1, dtype=np.int64)
+        dense[ids] = np.arange(len(ids))
+        idx = dense[keys]
+    else:
+        ids, idx = np.unique(np.where(valid, keys, 0), return_inverse=True)
+        if len(ids) and ids[0] == 0:  # rows without an entity: index 0, masked out below
+            ids, idx = ids[1:], np.maximum(idx - 1, 0)
+    n = len(ids)
+    some_invalid = not valid.all()
+    counts: dict[str, np.ndarray] = {}
+    for name in COUNTS:
+        if name in sums:
+            weights = np.where(valid, sums[name], 0.0) if some_invalid else sums[name]
+            counts[name] = np.rint(np.bincount(idx, weights=weights, minlength=n)).astype(np.int64)
+        else:
+            mask = masks[name] & valid if some_invalid else masks[name]
+            counts[name] = np.bincount(idx[mask], minlength=n).astype(np.int64)
     return ids, counts
 
 
