@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from tests.helpers import run
 from tests.trust.world import World
@@ -62,7 +62,8 @@ async def build(session: Any) -> dict[str, int]:
                        resolution="withdrawn")  # fmt: skip
     await w.complaint(*lines[5], creator, shop, product[0], decided=ago(4))
     await w.complaint(*lines[6], creator, shop, product[0], decided=ago(4), status="dismissed")
-    return {"shop": shop, "product": product[0], "creator": creator, "owner": owner, "orders": w.orders}
+    return {"shop": shop, "product": product[0], "sku": product[1], "category": cat, "creator": creator, "owner": owner,
+            "orders": w.orders}  # fmt: skip
 
 
 async def _world(db_url: str) -> tuple[Any, Any, dict[str, Any]]:
@@ -170,3 +171,70 @@ def test_incremental_equals_recompute_and_replays_change_nothing(db_url: str, tm
             await engine.dispose()
 
     run(scenario())
+
+
+def test_a_refresh_moves_the_counts_as_of_the_last_recompute(db_url: str, tmp_path: Path) -> None:
+    """Hours after a full recompute at T, new orders arrive with a 1-star review, a quality refund
+    and an upheld complaint: the touched shop, product and creator keep their windows at T
+    (as_of_ts) and end exactly where a recompute at T from scratch ends. A score last evaluated
+    longer ago than STALE_S is instead read afresh, as of now."""
+    at = NOW - dt.timedelta(hours=5)
+    at_ts, now_ts = int(at.timestamp()), int(NOW.timestamp())
+
+    async def scenario() -> None:
+        engine, sessionmaker, ids = await _world(db_url)
+        key = {"shop": ids["shop"], "product": ids["product"], "creator": ids["creator"]}
+        try:
+            await trust.rebuild_facts(sessionmaker, batch=50)
+            await trust.recompute_all(sessionmaker, now=at)
+            before = await _snapshot(sessionmaker)
+            async with transaction(sessionmaker) as session:
+                w = World(session)
+                sku = (ids["product"], ids["sku"])
+                new = [await w.order(ids["shop"], sku, ids["category"], paid=ago(4), creator_id=ids["creator"])
+                       for _ in range(3)]  # fmt: skip
+                await w.review(*new[0], 1, 2, shop_id=ids["shop"], product_id=ids["product"])
+                await w.aftersales(*new[1], ids["shop"], reason="quality", opened=ago(1), hours=3)
+                await w.complaint(*new[2], ids["creator"], ids["shop"], ids["product"], decided=ago(hours=2))
+                # Delivered 60 days and 2 hours ago: inside the 60-day windows as of T, not as of now.
+                edge = await w.order(
+                    ids["shop"], sku, ids["category"], paid=ago(60, hours=62), creator_id=ids["creator"]
+                )
+                await w.review(*edge, 1, 5, shop_id=ids["shop"], product_id=ids["product"])
+                new.append(edge)
+            await _through_events(sessionmaker, [o for o, _ in new])
+            moved = await _snapshot(sessionmaker)
+            for kind, entity in key.items():
+                row = moved[(kind, entity)]
+                assert row[-1] == at_ts  # as_of_ts: still the recompute's
+                assert row[_col("delivered_90")] == before[(kind, entity)][_col("delivered_90")] + 4
+            assert moved[("shop", ids["shop"])][_col("negative_60")] == 5
+            assert moved[("creator", ids["creator"])][_col("false_claims_60")] == 2
+            # A recompute at T from scratch ends in the same place.
+            async with transaction(sessionmaker) as session:
+                await session.execute(delete(TrustScore))
+            await trust.recompute_all(sessionmaker, now=at)
+            assert await _snapshot(sessionmaker) == moved
+
+            # The shop's windows are old (no nightly recompute for two days): read afresh, as of now.
+            async with transaction(sessionmaker) as session:
+                await session.execute(
+                    update(TrustScore)
+                    .where(TrustScore.entity_type == "shop")
+                    .values(as_of_ts=at_ts - 2 * 86_400)
+                )
+            await _through_events(sessionmaker, [new[0][0]])
+            fresh = await _snapshot(sessionmaker)
+            assert fresh[("shop", ids["shop"])][-1] == now_ts
+            assert fresh[("product", ids["product"])][-1] == at_ts
+            await trust.recompute_all(sessionmaker, now=NOW)
+            assert (await _snapshot(sessionmaker))[("shop", ids["shop"])] == fresh[("shop", ids["shop"])]
+        finally:
+            await engine.dispose()
+
+    run(scenario())
+
+
+def _col(name: str) -> int:
+    """Where a column sits in a _snapshot tuple (computed_at left out)."""
+    return [c.name for c in TrustScore.__table__.c if c.name != "computed_at"].index(name)

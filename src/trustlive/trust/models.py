@@ -124,6 +124,10 @@ class TrustScore(Base):
     shipped_late_7: Mapped[int] = mapped_column(Integer, nullable=False)
     flash_sale_restricted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The time (epoch seconds) the counts' windows are evaluated at: the last full computation of
+    # this entity (the nightly recompute, or a refresh that read all its facts). Events in between
+    # move the counts by their own lines' difference, evaluated at this same time; 0: unknown.
+    as_of_ts: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
 
 
 class TrustScoreHistory(Base):

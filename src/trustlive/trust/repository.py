@@ -8,6 +8,7 @@ takes the plain SELECT/executemany path; both give the same arrays.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 from sqlalchemy import and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from trustlive.db import in_param
 from trustlive.trust.models import (
@@ -33,8 +34,9 @@ from trustlive.trust.scoring import COUNTS, DIMENSIONS, FACT_COLUMNS
 
 FACT_FIELDS = ("line_id", "order_id", *FACT_COLUMNS, "last_ts")
 # A score row as arrays: the entity, its rules' category, score and dimensions (-1: none), counts,
-# the restriction flag.
-SCORE_FIELDS = ("entity_id", "category_id", "score_c", *(f"{d}_c" for d in DIMENSIONS), *COUNTS, "restricted")
+# the restriction flag, the time its windows are evaluated at.
+SCORE_FIELDS = ("entity_id", "category_id", "score_c", *(f"{d}_c" for d in DIMENSIONS), *COUNTS, "restricted",
+                "as_of_ts")  # fmt: skip
 _NULLABLE = frozenset({"score_c", *(f"{d}_c" for d in DIMENSIONS)})
 _ENTITY_COLUMN = {"shop": "shop_id", "product": "product_id", "creator": "creator_id"}
 
@@ -104,12 +106,25 @@ async def replace_facts(session: AsyncSession, order_ids: list[int], rows: list[
         await session.execute(t.insert(), rows)
 
 
-async def existing_fact_keys(session: AsyncSession, order_ids: list[int]) -> list[Any]:
-    c = TrustFact.__table__.c
-    stmt = select(c.shop_id, c.product_id, c.creator_id).where(
-        in_param(c.order_id, "ids", session.bind.dialect.name)
+async def facts_of_orders(session: AsyncSession, order_ids: list[int]) -> dict[str, np.ndarray]:
+    """The stored facts of these orders' lines (before a refresh replaces them)."""
+    t = TrustFact.__table__
+    stmt = select(*(t.c[n] for n in FACT_FIELDS)).where(
+        in_param(t.c.order_id, "ids", session.bind.dialect.name)
     )
-    return list((await session.execute(stmt, {"ids": order_ids})).all())
+    return _columns((await session.execute(stmt, {"ids": order_ids})).all(), FACT_FIELDS)
+
+
+def fact_arrays(rows: Sequence[dict[str, int]]) -> dict[str, np.ndarray]:
+    """Fact rows (as ``replace_facts`` takes them) as the arrays the scoring reads."""
+    return _columns([[r[n] for n in FACT_FIELDS] for r in rows], FACT_FIELDS)
+
+
+async def analyze_facts(session: AsyncSession) -> None:
+    """Fresh planner statistics after every fact was rewritten (servers may run without
+    autovacuum, and the refresh's lookups by entity rely on them)."""
+    if _pg(session):
+        await session.execute(text("ANALYZE trust_facts"))
 
 
 def _empty_facts() -> dict[str, np.ndarray]:
@@ -144,19 +159,90 @@ async def facts_of(
 
 
 async def facts_window(session: AsyncSession, since_ts: int, progress: Any = None) -> dict[str, np.ndarray]:
-    """Every fact that can still count. PostgreSQL: one binary COPY of int8 columns, parsed in
-    place by numpy; SQLite: a plain SELECT, in pages."""
+    """Every fact that can still count: the ``FACT_COLUMNS`` the arithmetic reads, as arrays.
+    PostgreSQL: packed binary COPY in two parallel parts (``_copy_window``); SQLite: a plain
+    SELECT, in pages."""
     t = TrustFact.__table__
     if not _pg(session):
         out: list[Any] = []
-        stmt = select(*(t.c[n] for n in FACT_FIELDS)).where(t.c.last_ts >= since_ts)
+        stmt = select(*(t.c[n] for n in FACT_COLUMNS)).where(t.c.last_ts >= since_ts)
         result = await session.stream(stmt)
         async for part in result.partitions(50_000):
             out.extend(part)
             if progress:
                 progress(len(part))
-        return _columns(out, FACT_FIELDS)
-    return await _copy_facts(session, f"last_ts >= {int(since_ts)}", progress)
+        return _columns(out, FACT_COLUMNS)
+    return await _copy_window(session, int(since_ts), progress)
+
+
+# PostgreSQL's binary COPY costs mostly per field sent, so the recompute's read packs what it
+# needs into 10 int8 fields instead of 18: two timestamps per field (each in 32 bits, shifted by
+# 2**31, so 0 = never and every time until 2106 fit exactly) and the small ratings and flags in
+# one. Ids and the handling seconds travel as they are.
+_PAIRS = (
+    ("paid_ts", "ship_by_ts"), ("shipped_ts", "delivered_ts"), ("closed_ts", "quality_refund_ts"),
+    ("inspected_ts", "aftersales_ts"), ("dispute_lost_ts", "false_claim_ts"),
+)  # fmt: skip
+_SMALL = ("rating_product", "rating_service", "inspection_failed")  # 8 bits each
+_PLAIN = ("shop_id", "product_id", "creator_id", "category_id", "aftersales_s")
+_PACKED = (*_PLAIN, *(f"{a}__{b}" for a, b in _PAIRS), "small")
+_COPY_PARTS = 2  # one reader per core of the database machine
+
+
+def _packed_select(since_ts: int, lo_page: int, hi_page: int | None) -> str:
+    pairs = [f"(({a} - 2147483648) << 32) | {b}" for a, b in _PAIRS]
+    small = " | ".join(f"({n}::int8 << {8 * i})" for i, n in enumerate(_SMALL))
+    where = [f"last_ts >= {since_ts}", f"ctid >= '({lo_page},0)'::tid"]
+    if hi_page is not None:
+        where.append(f"ctid < '({hi_page},0)'::tid")
+    return f"SELECT {', '.join(f'{n}::int8' for n in _PLAIN)}, {', '.join(pairs)}, {small} FROM trust_facts WHERE {' AND '.join(where)}"
+
+
+def _unpack(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {n: packed[n] for n in _PLAIN}
+    for a, b in _PAIRS:
+        v = packed[f"{a}__{b}"]
+        out[a] = (v >> 32) + 2147483648
+        out[b] = v & 0xFFFFFFFF
+    for i, n in enumerate(_SMALL):
+        out[n] = (packed["small"] >> (8 * i)) & 0xFF
+    return {n: out[n] for n in FACT_COLUMNS}
+
+
+async def _copy_window(session: AsyncSession, since_ts: int, progress: Any = None) -> dict[str, np.ndarray]:
+    """The window's facts, read by ``_COPY_PARTS`` connections at once, each a range of the
+    table's pages (a TID range scan reads only its own), all in one snapshot exported by this
+    session's transaction, so the parts add up to one consistent read."""
+    snapshot = await session.scalar(text("SELECT pg_export_snapshot()"))
+    pages = int(
+        await session.scalar(
+            text("SELECT pg_relation_size('trust_facts') / current_setting('block_size')::int")
+        )
+        or 0
+    )
+    step = pages // _COPY_PARTS + 1
+    bounds = [(i * step, (i + 1) * step if i < _COPY_PARTS - 1 else None) for i in range(_COPY_PARTS)]
+    engine = session.bind if isinstance(session.bind, AsyncEngine) else session.bind.engine
+    row_size = _binary_dtype(_PACKED).itemsize
+
+    async def part(lo: int, hi: int | None) -> bytes:
+        chunks: list[bytes] = []
+
+        async def sink(chunk: bytes) -> None:
+            chunks.append(bytes(chunk))
+            if progress:
+                progress(len(chunk) // row_size)
+
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            async with raw.transaction(isolation="repeatable_read", readonly=True):
+                await raw.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                await raw.copy_from_query(_packed_select(since_ts, lo, hi), output=sink, format="binary")
+        return b"".join(chunks)
+
+    bufs = await asyncio.gather(*(part(lo, hi) for lo, hi in bounds))
+    parsed = [_parse_binary(buf, _PACKED) for buf in bufs]
+    return _unpack({n: np.concatenate([p[n] for p in parsed]) for n in _PACKED})
 
 
 async def _copy_facts(session: AsyncSession, where: str, progress: Any = None) -> dict[str, np.ndarray]:
@@ -227,7 +313,7 @@ def _score_arrays(rows: Sequence[Any]) -> dict[str, np.ndarray]:
 def _score_select(kind: str):  # type: ignore[no-untyped-def]
     c = TrustScore.__table__.c
     cols = [c.entity_id, c.category_id, c.score_c, *(c[f"{d}_c"] for d in DIMENSIONS), *(c[n] for n in COUNTS),
-            c.flash_sale_restricted]  # fmt: skip
+            c.flash_sale_restricted, c.as_of_ts]  # fmt: skip
     return select(*cols).where(c.entity_type == kind)
 
 
@@ -241,19 +327,26 @@ async def scores_of(session: AsyncSession, kind: str, ids: Sequence[int]) -> dic
     return _score_arrays((await session.execute(stmt, {"ids": list(ids)})).all())
 
 
+# What a full recompute needs of the previous rows: the scores (today's history records a change)
+# and the restriction (it has hysteresis).
+PRIOR_FIELDS = ("entity_id", "score_c", *(f"{d}_c" for d in DIMENSIONS), "restricted")
+
+
 async def all_scores(session: AsyncSession, kind: str) -> dict[str, np.ndarray]:
-    c = TrustScore.__table__.c
+    """Every row of ``kind``, sorted by entity: the ``PRIOR_FIELDS`` (-1: NULL)."""
+    assert kind in _ENTITY_COLUMN  # one of three literals: safe in the query below
     if not _pg(session):
-        return _score_arrays((await session.execute(_score_select(kind).order_by(c.entity_id))).all())
+        c = TrustScore.__table__.c
+        rows = (await session.execute(_score_select(kind).order_by(c.entity_id))).all()
+        arrays = _score_arrays(rows)
+        return {n: arrays[n] for n in PRIOR_FIELDS}
     cols = ", ".join(
-        f"coalesce({n}, -1)::int8" if n in _NULLABLE else f"{n}::int8"
-        for n in ("entity_id", "category_id", "score_c", *(f"{d}_c" for d in DIMENSIONS), *COUNTS)
+        f"coalesce({n}, -1)::int8" if n in _NULLABLE else f"{n}::int8" for n in PRIOR_FIELDS[:-1]
     )
     query = (
         f"SELECT {cols}, flash_sale_restricted::int::int8 FROM trust_scores "
-        f"WHERE entity_type = '{kind}' ORDER BY entity_id"  # kind is one of three literals
+        f"WHERE entity_type = '{kind}' ORDER BY entity_id"
     )
-    assert kind in _ENTITY_COLUMN
     raw = await _driver(session)
     chunks: list[bytes] = []
 
@@ -261,7 +354,7 @@ async def all_scores(session: AsyncSession, kind: str) -> dict[str, np.ndarray]:
         chunks.append(bytes(chunk))
 
     await raw.copy_from_query(query, output=sink, format="binary")
-    return _parse_binary(b"".join(chunks), SCORE_FIELDS)
+    return _parse_binary(b"".join(chunks), PRIOR_FIELDS)
 
 
 def _score_rows(kind: str, arrays: dict[str, np.ndarray], now: dt.datetime) -> list[dict[str, Any]]:
@@ -312,10 +405,10 @@ async def _copy_scores(
         format="binary",
     )  # fmt: skip
     target = ["entity_type", "entity_id", "category_id", "score_c", *(f"{d}_c" for d in DIMENSIONS), *COUNTS,
-              "flash_sale_restricted", "computed_at"]  # fmt: skip
+              "flash_sale_restricted", "computed_at", "as_of_ts"]  # fmt: skip
     source = ["CAST(:kind AS varchar)", "entity_id", "category_id",
               *(f"nullif({n}, -1)" for n in ("score_c", *(f"{d}_c" for d in DIMENSIONS))),
-              *COUNTS, "restricted <> 0", "CAST(:now AS timestamptz)"]  # fmt: skip
+              *COUNTS, "restricted <> 0", "CAST(:now AS timestamptz)", "as_of_ts"]  # fmt: skip
     updates = ", ".join(f"{n} = excluded.{n}" for n in target[2:])
     await session.execute(
         text(

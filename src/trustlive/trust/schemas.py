@@ -28,6 +28,9 @@ class ScoreOut(msgspec.Struct):
     orders_90: int  # delivered order lines in the last 90 days
     min_orders: int  # what a score needs
     computed_at: dt.datetime | None
+    # The windows end here: the last full computation (nightly); events since then move the
+    # counts without moving the windows.
+    as_of: dt.datetime | None
 
 
 class IndicatorOut(msgspec.Struct):

@@ -4,12 +4,12 @@ they decide elsewhere (settlement delay, badges, alliance eligibility, flash sal
 Freshness. Every event that can move a score (an order paid, shipped, delivered, refunded; a
 review posted or edited; an after-sales request ended; an inspection; a complaint decided) queues
 its order (``on_event``, idempotent). ``refresh_dirty`` re-derives the facts of queued orders from
-the source domains' current state and rescores every shop, product and creator they touch, in
-batches. Because facts are re-derived from state rather than adjusted by deltas, an event
-delivered twice, late or out of order changes nothing. ``recompute_all`` (nightly, and
-``trustlive scores recompute``) rescores everything from the facts with the same arithmetic, so
-the two agree exactly (tests/trust/test_freshness.py).
-"""
+the source domains' current state and moves the stored counts of every shop, product and creator
+they touch by the difference between the orders' old and new facts, in batches. Because facts are
+re-derived from state, an event delivered twice, late or out of order changes nothing.
+``recompute_all`` (nightly, and ``trustlive scores recompute``) counts everything again from the
+facts with the same arithmetic and moves the windows to now, so the two agree exactly
+(tests/trust/test_scores.py)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KEY = {"shop": "shop_id", "product": "product_id", "creator": "creator_id"}
 LONGEST = scoring.ELIGIBILITY_DAYS * scoring.DAY  # no fact older than this counts anywhere
+# A score whose windows were evaluated longer ago than this (the nightly recompute did not run) is
+# computed afresh from all its facts on its next event, instead of moved by the event's difference.
+STALE_S = 36 * 3600
 
 INDICATOR_LABELS = {
     "negative_review_rate": N_("Negative-review rate"),
@@ -201,37 +204,58 @@ async def derive_facts(session: AsyncSession, order_ids: list[int]) -> list[dict
 
 async def refresh_dirty(session: AsyncSession, limit: int = 500, now: dt.datetime | None = None) -> int:
     """Refresh up to ``limit`` queued orders: their facts anew, then every entity they touch.
-    Returns how many orders were refreshed (0: the queue is empty)."""
+    Returns how many orders were refreshed (0: the queue is empty).
+
+    An entity scored recently (``as_of_ts`` within ``STALE_S``) has its stored counts moved by the
+    difference between these orders' old and new facts, both evaluated at its ``as_of_ts``: the
+    cost is the orders', not the entity's (a shop with 100,000 lines is not read back for one
+    review). Any other entity has all its facts read and is scored as of now."""
+    now = now or utcnow()
     await repo.lock_scores(session)
     taken = await repo.take_dirty(session, limit)
     if not taken:
         return 0
     order_ids = [o for o, _ in taken]
-    old = await repo.existing_fact_keys(session, order_ids)
+    old = await repo.facts_of_orders(session, order_ids)
     rows = await derive_facts(session, order_ids)
     await repo.replace_facts(session, order_ids, rows)
-    touched: dict[str, set[int]] = {kind: set() for kind in KEY}
-    for r in [
-        *({"shop_id": k.shop_id, "product_id": k.product_id, "creator_id": k.creator_id} for k in old),
-        *rows,
-    ]:
-        for kind, column in KEY.items():
-            if r[column]:
-                touched[kind].add(r[column])
-    await rescore(session, touched, now or utcnow())
+    new = repo.fact_arrays(rows)
+    for kind in KEY:
+        await _rescore_kind(session, kind, old, new, now)
     await repo.clear_dirty(session, taken)
     return len(taken)
 
 
-async def rescore(session: AsyncSession, entities: dict[str, set[int]], now: dt.datetime) -> None:
+async def _rescore_kind(
+    session: AsyncSession, kind: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray], now: dt.datetime
+) -> None:
+    key = KEY[kind]
+    ids = np.union1d(old[key], new[key])
+    ids = ids[ids > 0]
+    if not len(ids):
+        return
     now_ts = int(now.timestamp())
-    for kind, ids in entities.items():
-        if not ids:
-            continue
-        wanted = np.array(sorted(ids), dtype=np.int64)
-        facts = await repo.facts_of(session, kind, wanted.tolist(), now_ts - LONGEST)
-        prior = await repo.scores_of(session, kind, wanted.tolist())
-        await _score_and_write(session, kind, facts, prior, now, wanted)
+    prior = await repo.scores_of(session, kind, ids.tolist())
+    fresh = (prior["as_of_ts"] > 0) & (prior["as_of_ts"] >= now_ts - STALE_S)
+    moved = prior["entity_id"][fresh]
+    reread = np.setdiff1d(ids, moved)
+    if len(reread):
+        facts = await repo.facts_of(session, kind, reread.tolist(), now_ts - LONGEST)
+        keep = np.isin(prior["entity_id"], reread)
+        await _score_and_write(session, kind, facts, {n: v[keep] for n, v in prior.items()}, now, reread)
+    if len(moved):
+        base = {n: v[fresh] for n, v in prior.items()}
+        counts = {name: base[name].copy() for name in scoring.COUNTS}
+        for facts, sign in ((old, -1), (new, 1)):
+            mine = np.isin(facts[key], moved)
+            part = {n: v[mine] for n, v in facts.items()}
+            # Each line evaluated at its entity's as_of_ts: the windows the stored counts are for.
+            at = base["as_of_ts"][np.searchsorted(moved, part[key])]
+            got, delta = scoring.aggregate(part, key, at)
+            pos = np.searchsorted(moved, got)
+            for name in scoring.COUNTS:
+                np.add.at(counts[name], pos, sign * delta[name])
+        await _write_scored(session, kind, moved, counts, base["category_id"], base, now, base["as_of_ts"])
 
 
 async def _category_rules(session: AsyncSession) -> dict[int, tuple[str, scoring.Rules]]:
@@ -260,20 +284,45 @@ async def _score_and_write(
     prior: dict[str, np.ndarray],
     now: dt.datetime,
     entities: np.ndarray | None = None,
+    conditions: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> int:
-    """Score ``kind`` over ``facts`` for the entities in them, in ``entities`` and in ``prior``
-    (an entity whose lines all left the windows drops to zero counts), write the rows and today's
-    history for those whose score changed. Returns how many entities were scored."""
-    cfg = config()
+    """Score ``kind`` from all of ``facts`` as of ``now``, for the entities in them, in
+    ``entities`` and in ``prior`` (an entity whose lines all left the windows drops to zero
+    counts); ``conditions``: the facts' ``scoring.conditions`` if already worked out. Returns how
+    many entities were scored."""
     now_ts = int(now.timestamp())
     key = KEY[kind]
-    ids, counts = scoring.aggregate(facts, key, now_ts)
+    ids, counts = scoring.group(facts[key], *(conditions or scoring.conditions(facts, now_ts)))
     extra = [prior["entity_id"]] + ([entities] if entities is not None else [])
     all_ids = np.union1d(ids, np.concatenate(extra)) if any(len(e) for e in extra) else ids
     if len(all_ids) != len(ids):
         pos = np.searchsorted(all_ids, ids)
         counts = {name: _spread(values, pos, len(all_ids)) for name, values in counts.items()}
         ids = all_ids
+    n = len(ids)
+    # The rules' category: the entity's most delivered one, when any category has its own rules.
+    if config().categories:
+        category = scoring.main_category(facts, key, ids, now_ts)
+    else:
+        category = np.zeros(n, dtype=np.int64)
+    await _write_scored(session, kind, ids, counts, category, prior, now, np.full(n, now_ts, dtype=np.int64))
+    return n
+
+
+async def _write_scored(
+    session: AsyncSession,
+    kind: str,
+    ids: np.ndarray,
+    counts: dict[str, np.ndarray],
+    category: np.ndarray,
+    prior: dict[str, np.ndarray],
+    now: dt.datetime,
+    as_of: np.ndarray,
+) -> None:
+    """Counts -> scores (under the rules of each entity's category), the flash-sale restriction
+    (with its hysteresis from ``prior``), the rows written, and today's history for those whose
+    score changed. ``ids`` sorted; ``prior`` a subset of them, sorted."""
+    cfg = config()
     n = len(ids)
     was_restricted = np.zeros(n, dtype=bool)
     old_score = np.full(n, -2, dtype=np.int64)  # -2: no row yet (any score differs)
@@ -284,24 +333,19 @@ async def _score_and_write(
         old_score[pos] = prior["score_c"]
         for d in scoring.DIMENSIONS:
             old_dims[d][pos] = prior[f"{d}_c"]
-    category = np.zeros(n, dtype=np.int64)
+    rules_by_cat = await _category_rules(session)
+    # A category whose overrides were removed since falls back to the defaults (category 0).
+    category = (
+        np.where(np.isin(category, list(rules_by_cat)), category, 0)
+        if rules_by_cat
+        else np.zeros(n, np.int64)
+    )
     score_c = np.full(n, -1, dtype=np.int64)
     dims = {d: np.full(n, -1, dtype=np.int64) for d in scoring.DIMENSIONS}
-    rules_by_cat = await _category_rules(session)
-    groups: list[tuple[np.ndarray, scoring.Rules]] = []
-    if rules_by_cat:
-        main = scoring.main_category(facts, key, ids, now_ts)
-        rule_of = np.array(
-            [rules_by_cat[c][0] if c in rules_by_cat else "" for c in main.tolist()], dtype=object
-        )
-        category = np.where(rule_of != "", main, 0)
-        for slug in sorted(set(rule_of.tolist())):
-            groups.append((rule_of == slug, cfg.categories[slug] if slug else cfg.default))
-    else:
-        groups.append((np.ones(n, dtype=bool), cfg.default))
-    for mask, rules in groups:
-        sub = {name: values[mask] for name, values in counts.items()}
-        result = scoring.score(kind, sub, rules)
+    for cat in np.unique(category).tolist():
+        mask = category == cat
+        rules = rules_by_cat[cat][1] if cat else cfg.default
+        result = scoring.score(kind, {name: values[mask] for name, values in counts.items()}, rules)
         score_c[mask] = result.score_c
         for d in scoring.DIMENSIONS:
             dims[d][mask] = result.dims_c[d]
@@ -312,7 +356,7 @@ async def _score_and_write(
     )
     arrays = {"entity_id": ids, "category_id": category, "score_c": score_c,
               **{f"{d}_c": dims[d] for d in scoring.DIMENSIONS}, **counts,
-              "restricted": restricted.astype(np.int64)}  # fmt: skip
+              "restricted": restricted.astype(np.int64), "as_of_ts": as_of}  # fmt: skip
     await repo.write_scores(session, kind, arrays, now)
     changed = old_score != score_c
     for d in scoring.DIMENSIONS:
@@ -327,7 +371,6 @@ async def _score_and_write(
             for name in ("entity_id", "score_c", *(f"{d}_c" for d in scoring.DIMENSIONS))
         },
     )
-    return n
 
 
 def _spread(values: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
@@ -357,12 +400,13 @@ async def recompute_all(
         if progress:
             progress("facts", 0, 1)
         facts = await repo.facts_window(session, now_ts - LONGEST)
-        out["facts"] = len(facts["line_id"])
+        out["facts"] = len(facts["shop_id"])
         if progress:
             progress("facts", 1, 1)
+        conditions = scoring.conditions(facts, now_ts)  # the same for every kind: worked out once
         for i, kind in enumerate(KEY):
             prior = await repo.all_scores(session, kind)
-            out[kind] = await _score_and_write(session, kind, facts, prior, now)
+            out[kind] = await _score_and_write(session, kind, facts, prior, now, conditions=conditions)
             if progress:
                 progress("scores", i + 1, len(KEY))
         await repo.finish_recompute(session, _day(now), utcnow(), sum(out[k] for k in KEY))
@@ -401,6 +445,8 @@ async def rebuild_facts(
         after = upto
         if progress:
             progress("facts", after - lo + 1, total)
+    async with transaction(sessionmaker) as session:
+        await repo.analyze_facts(session)
     return written
 
 
@@ -438,6 +484,7 @@ def _score_out(kind: str, entity_id: int, row: Any, rules: scoring.Rules) -> Sco
         score=_c(score_c), score_c=score_c, dims=dims, trusted=trusted,
         orders_90=row.delivered_90 if row is not None else 0, min_orders=rules.min_orders[kind],
         computed_at=row.computed_at if row is not None else None,
+        as_of=dt.datetime.fromtimestamp(row.as_of_ts, dt.UTC) if row is not None and row.as_of_ts else None,
     )  # fmt: skip
 
 
@@ -608,7 +655,8 @@ async def indicator_lines(
         raise ValidationFailed("limit: between 1 and 100", field="limit")
     row = await repo.get_score(session, entity_type, entity_id)
     _slug, rules = await _row_rules(session, row)
-    now_ts = int((now or utcnow()).timestamp())
+    # The windows of the stored counts, so the lines listed are the ones behind the figures shown.
+    now_ts = row.as_of_ts if row is not None and row.as_of_ts else int((now or utcnow()).timestamp())
     population, against = repo.indicator_filter(indicator, now_ts, _threshold(rules, indicator))
     conditions = [population, against] if against_only else [population]
     facts = await repo.entity_lines(session, entity_type, entity_id, conditions, before, limit + 1)
