@@ -7,9 +7,13 @@ the real source tables the scores are derived from: users, shops, categories (on
 inspection), products, SKUs, checkouts, orders (one line each, 60% attributed to a creator),
 reviews, after-sales requests, QC inspection cases and false-claim complaints. Shops and creators
 are long-tailed (a few big ones, many small ones, some of them "new"); a few shops are bad (late
-shipping, negative reviews, returns). Then measures, with the trust service:
+shipping, negative reviews, returns). Then derives every paid order line's facts (trust_facts)
+set-based in SQL, with the rules of `trust.service.derive_facts`, and checks `--verify` (2000)
+orders' facts, column by column, against derive_facts itself (`--facts service`: derives them
+with `trust.service.rebuild_facts` instead, about an hour at 10M orders). Then measures, with the
+trust service:
 
-1. `rebuild_facts`: every paid order line's facts derived from the sources (for information);
+1. the facts' derivation (for information: `rebuild_facts` is the repair path, not the nightly one);
 2. `recompute_all`, twice: the nightly full recompute of every shop, product and creator (the
    first run writes every row; the second is the steady state);
 3. the incremental refresh: `--events` (5000) random orders have their sources changed as buyers,
@@ -19,11 +23,12 @@ shipping, negative reviews, returns). Then measures, with the trust service:
    `--samples` (200) single events, each refreshed alone (limit 1): p50 and p99.
 
 Prints a table and ratios, and ends with one JSON line: {"orders", "full_recompute_s",
-"incremental_ms_per_event", "rebuild_facts_s", "full_recompute_2_s", "single_event_p50_ms",
-"single_event_p99_ms", "shops", "creators", "products", "entities_scored", ...}.
+"incremental_ms_per_event", "rebuild_facts_s", "derive_facts_sql_s", "full_recompute_2_s",
+"single_event_p50_ms", "single_event_p99_ms", "shops", "creators", "products", "entities_scored", ...}.
 
 Usage: .venv/bin/python bench/scores.py [--orders 10000000] [--shops 100000] [--creators 50000]
        [--events 5000] [--batch 500] [--keep] [--reuse [--no-rebuild]] [--generate-only]
+       [--facts {sql,service}] [--verify 2000]
 Needs PostgreSQL (TRUSTLIVE_BENCH_POSTGRES_URL, default postgresql://root@127.0.0.1:5432/test).
 """
 
@@ -394,6 +399,303 @@ async def _generate(
         await conn.close()
 
 
+# --- the facts, set-based ---------------------------------------------------------------------
+# trust.service.derive_facts derives each paid order line's facts through the source domains'
+# Python services: about an hour at 10M orders. The same rules as set-based SQL, one INSERT ...
+# SELECT per chunk of orders, fill the table in minutes; every run then checks a sample of them
+# (all with --verify 0) against derive_facts itself, so the two cannot drift apart unnoticed.
+
+FACT_TIMES = ("paid_ts", "ship_by_ts", "shipped_ts", "delivered_ts", "closed_ts", "quality_refund_ts",
+              "inspected_ts", "aftersales_ts", "dispute_lost_ts", "false_claim_ts")  # fmt: skip
+FACTS = ("line_id", "order_id", "shop_id", "product_id", "creator_id", "category_id", "paid_ts", "ship_by_ts",
+         "shipped_ts", "delivered_ts", "closed_ts", "rating_product", "rating_service", "quality_refund_ts",
+         "inspected_ts", "inspection_failed", "aftersales_ts", "aftersales_s", "dispute_lost_ts", "false_claim_ts",
+         "last_ts")  # fmt: skip
+
+
+def _epoch(x: str) -> str:
+    """``trust.service._ts``: whole epoch seconds, 0 for none. Python truncates the float
+    ``timestamp()`` toward zero; ``extract(epoch ...)`` is exact (numeric), and for times after
+    1970 its floor is that truncation (the float of a microsecond time never rounds up to the next
+    second before the year 2242)."""
+    return f"coalesce(floor(extract(epoch FROM {x}))::int8, 0)"
+
+
+def _seconds(a: str, b: str) -> str:
+    """``(a - b).total_seconds()`` as Python has it: a float (microseconds / 10^6, correctly
+    rounded, as the cast of the exact numeric is). The handling time subtracts two of them before
+    truncating, so float8 arithmetic, not numeric, gives the same whole seconds at the edges."""
+    return f"(extract(epoch FROM {a}) - extract(epoch FROM {b}))::float8"
+
+
+def _facts_sql(lo: int, hi: int, first_rating: bool, has_complaints: bool) -> str:
+    """Orders lo..hi's facts, as ``trust.service.derive_facts`` makes them (each CTE mirrors one
+    source function; see them for the rules): one row per line of a paid order."""
+    first = "coalesce(nullif(rv.rating_product_first, 0), rv.rating_product)" if first_rating else "rv.rating_product"  # fmt: skip
+    ended = ("CASE WHEN r.resolution = 'rejected' AND r.responded_at IS NOT NULL THEN r.responded_at "
+             "WHEN r.arbitrated_at IS NOT NULL THEN r.arbitrated_at ELSE r.resolved_at END")  # fmt: skip
+    complaints = (
+        f"""LEFT JOIN trust_complaints c ON c.order_line_id = l.line_id AND c.order_id = l.order_id
+                 AND c.order_id BETWEEN {lo} AND {hi} AND c.status = 'upheld' AND c.decided_at IS NOT NULL"""
+        if has_complaints
+        else "LEFT JOIN (SELECT NULL::timestamptz AS decided_at) c ON false"
+    )
+    return f"""
+INSERT INTO trust_facts ({", ".join(FACTS)})
+WITH l AS MATERIALIZED (
+  -- orders.score_lines: the lines of paid orders. Delivered: by the carrier, else confirmed by the
+  -- buyer (completed); closed: refunded or cancelled before it shipped (cancelled_at, else updated_at)
+  SELECT l.id AS line_id, l.order_id, o.shop_id, l.product_id, coalesce(l.creator_id, 0) AS creator_id,
+         l.category_id, {_epoch("o.paid_at")} AS paid_ts, {_epoch("o.ship_by")} AS ship_by_ts,
+         {_epoch("o.shipped_at")} AS shipped_ts, {_epoch("coalesce(o.delivered_at, o.completed_at)")} AS delivered_ts,
+         CASE WHEN o.shipped_at IS NULL AND o.status IN ('refunded', 'cancelled')
+              THEN {_epoch("coalesce(o.cancelled_at, o.updated_at)")} ELSE 0 END AS closed_ts
+  FROM orders o JOIN order_lines l ON l.order_id = o.id
+  WHERE o.id BETWEEN {lo} AND {hi} AND l.order_id BETWEEN {lo} AND {hi} AND o.paid_at IS NOT NULL
+), rq AS MATERIALIZED (
+  -- aftersales.score_requests: the ended requests. A quality refund: refunded, the seller's fault, a
+  -- cause about the goods; a lost dispute: arbitrated for the buyer; handled (not withdrawn or
+  -- outdated): created to the shop's answer (a rejection), ops' decision, else the end, less the
+  -- return's time with the buyer and the carrier once the end is past its arrival; whole seconds
+  SELECT r.order_id, r.line_id, r.resolved_at, {_epoch("r.resolved_at")} AS resolved_ts,
+         r.status = 'refunded' AND r.seller_cause AND r.reason IN ('quality', 'wrong_item', 'not_as_described')
+           AS quality,
+         CASE WHEN r.resolution = 'arbitrated_buyer' THEN r.arbitrated_at END AS lost_at,
+         CASE WHEN r.resolution IN ('withdrawn', 'outdated') THEN NULL
+              ELSE greatest(0, trunc({_seconds("e.ended", "r.created_at")}
+                - CASE WHEN r.return_arrived_at IS NOT NULL AND r.responded_at IS NOT NULL AND e.ended >= r.return_arrived_at
+                       THEN greatest(0, {_seconds("r.return_arrived_at", "r.responded_at")}) ELSE 0 END))::int8
+         END AS handled
+  FROM aftersales_requests r, LATERAL (SELECT {ended} AS ended OFFSET 0) e
+  WHERE r.order_id BETWEEN {lo} AND {hi} AND r.resolved_at IS NOT NULL
+), a AS (
+  -- derive_facts: a line's requests are its own and its order's whole-order ones (line_id NULL);
+  -- the latest quality refund, the latest lost dispute, and the handled request resolved last
+  -- (the longer handling time on a tie) gives aftersales_ts and _s
+  SELECT l.line_id, max(rq.resolved_ts) FILTER (WHERE rq.quality) AS quality_refund_ts,
+         max({_epoch("rq.lost_at")}) FILTER (WHERE rq.lost_at IS NOT NULL) AS dispute_lost_ts,
+         (array_agg(rq.resolved_ts ORDER BY rq.resolved_at DESC, rq.handled DESC)
+            FILTER (WHERE rq.handled IS NOT NULL))[1] AS aftersales_ts,
+         (array_agg(rq.handled ORDER BY rq.resolved_at DESC, rq.handled DESC)
+            FILTER (WHERE rq.handled IS NOT NULL))[1] AS aftersales_s
+  FROM rq JOIN l ON l.order_id = rq.order_id AND (rq.line_id IS NULL OR rq.line_id = l.line_id)
+  GROUP BY l.line_id
+)
+SELECT {", ".join(FACTS[:-1])}, greatest({", ".join(FACT_TIMES)}) FROM (
+  SELECT l.line_id, l.order_id, l.shop_id, l.product_id, l.creator_id, l.category_id, l.paid_ts, l.ship_by_ts,
+         l.shipped_ts, l.delivered_ts, l.closed_ts,
+         -- reviews.score_ratings: the lower of the product rating as first posted and as it stands
+         coalesce(least(rv.rating_product, {first}), 0) AS rating_product,
+         coalesce(rv.rating_service, 0) AS rating_service,
+         coalesce(a.quality_refund_ts, 0) AS quality_refund_ts,
+         -- fulfillment.score_inspections: the order's inspection, if it has happened
+         {_epoch("q.inspected_at")} AS inspected_ts, coalesce((q.result = 'fail')::int, 0) AS inspection_failed,
+         coalesce(a.aftersales_ts, 0) AS aftersales_ts, coalesce(a.aftersales_s, 0) AS aftersales_s,
+         coalesce(a.dispute_lost_ts, 0) AS dispute_lost_ts,
+         -- trust.repository.upheld_complaints: when the line's complaint was upheld
+         {_epoch("c.decided_at")} AS false_claim_ts
+  FROM l
+  LEFT JOIN a ON a.line_id = l.line_id
+  LEFT JOIN reviews rv ON rv.order_line_id = l.line_id AND rv.order_id = l.order_id AND rv.order_id BETWEEN {lo} AND {hi}
+  LEFT JOIN qc_cases q ON q.order_id = l.order_id AND q.order_id BETWEEN {lo} AND {hi} AND q.inspected_at IS NOT NULL
+  {complaints}
+) f"""  # fmt: skip
+
+
+async def _derive_facts_sql(raw_url: str, progress: Any) -> int:
+    """Every paid order line's facts anew, set-based: ``trust_facts`` emptied, then one INSERT ...
+    SELECT per CHUNK orders, in one transaction (a failure leaves the facts as they were). The
+    table's secondary indexes are dropped first and built again at the end: maintained row by
+    row, the four on shop, product, creator and last_ts would take random writes all over indexes
+    far bigger than shared_buffers at 10M lines. Returns the number of rows written."""
+    import asyncpg
+
+    conn = await asyncpg.connect(raw_url)
+    try:
+        first_rating = bool(await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'reviews' "
+            "AND column_name = 'rating_product_first'"))  # fmt: skip
+        has_complaints = bool(await conn.fetchval("SELECT to_regclass('trust_complaints') IS NOT NULL"))
+        lo, hi = await conn.fetchrow("SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM orders")
+        task = progress.add_task("facts, set-based", total=max(1, hi - lo + 1))
+        written = 0
+        async with conn.transaction():
+            # A chunk's statement is one big plan run once: compiling it (JIT) costs more than it saves.
+            await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '1GB'; "
+                               "SET LOCAL jit = off; SET LOCAL synchronous_commit = off")  # fmt: skip
+            indexes = await conn.fetch(
+                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'trust_facts'::regclass AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)")  # fmt: skip
+            await conn.execute("TRUNCATE trust_facts")
+            for name, _ in indexes:
+                await conn.execute(f'DROP INDEX "{name}"')
+            for start in range(lo, hi + 1, CHUNK):
+                end = min(hi, start + CHUNK - 1)
+                status = await conn.execute(_facts_sql(start, end, first_rating, has_complaints))
+                written += int(status.split()[-1])
+                progress.update(task, completed=end - lo + 1)
+            index_task = progress.add_task("facts' indexes", total=len(indexes))
+            for _, definition in indexes:
+                await conn.execute(definition)
+                progress.advance(index_task)
+        return written
+    finally:
+        await conn.close()
+
+
+async def _verify_facts(url: str, raw_url: str, n: int, progress: Any) -> tuple[int, int]:
+    """Compare the facts in the table, column by column, with what ``trust.service.derive_facts``
+    returns for the same orders: ``n`` orders (0: every order), about half of them chosen for
+    what they have (an edited review, an after-sales request of each kind of ending, a failed or
+    passed inspection, a complaint of each status, a refund before shipping), the rest at random.
+    Prints the first differences and exits non-zero on any. Returns (orders, lines) compared."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from trustlive.db import create_engine, create_sessionmaker, transaction
+    from trustlive.trust import service as trust
+    from trustlive.trust.repository import FACT_FIELDS
+
+    conn = await asyncpg.connect(raw_url)
+    try:
+        lo, hi = await conn.fetchrow("SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM orders")
+        if n <= 0 or n >= hi - lo + 1:
+            ids = list(range(lo, hi + 1))
+        else:
+            k = max(1, n // 16)
+            has_complaints = bool(await conn.fetchval("SELECT to_regclass('trust_complaints') IS NOT NULL"))
+            picks = [
+                f"SELECT order_id FROM reviews WHERE edited_at IS NOT NULL ORDER BY random() LIMIT {k}",
+                f"SELECT order_id FROM reviews ORDER BY random() LIMIT {k}",
+                # every way a request can end (and some still open), a few of each
+                f"""SELECT order_id FROM (SELECT order_id, row_number() OVER (PARTITION BY status, resolution
+                                                                       ORDER BY random()) AS n
+                                          FROM aftersales_requests) x WHERE n <= {k}""",
+                f"SELECT order_id FROM aftersales_requests WHERE resolved_at IS NOT NULL ORDER BY random() LIMIT {k}",
+                f"SELECT order_id FROM qc_cases WHERE result = 'fail' ORDER BY random() LIMIT {k}",
+                f"SELECT order_id FROM qc_cases ORDER BY random() LIMIT {k}",
+                f"SELECT id FROM orders WHERE shipped_at IS NULL AND status IN ('refunded', 'cancelled') "
+                f"ORDER BY random() LIMIT {k}",
+            ]  # fmt: skip
+            if has_complaints:
+                picks.append(f"""SELECT order_id FROM (SELECT order_id, row_number() OVER (PARTITION BY status
+                                                                                    ORDER BY random()) AS n
+                                                       FROM trust_complaints) x WHERE n <= {k}""")  # fmt: skip
+            chosen: set[int] = set()
+            for sql in picks:
+                chosen.update(r[0] for r in await conn.fetch(sql))
+            chosen = set(random.sample(sorted(chosen), min(len(chosen), n // 2)))
+            rest = [i for i in random.sample(range(lo, hi + 1), min(hi - lo + 1, n * 2)) if i not in chosen]
+            ids = sorted(chosen | set(rest[: n - len(chosen)]))
+    finally:
+        await conn.close()
+
+    engine = create_engine(url)
+    sm = create_sessionmaker(engine)
+    task = progress.add_task("facts verified against derive_facts", total=len(ids))
+    columns = ", ".join(FACT_FIELDS)
+    differences: list[str] = []
+    lines = 0
+    try:
+        for i in range(0, len(ids), 2000):  # rebuild_facts's batch
+            batch = ids[i : i + 2000]
+            async with transaction(sm) as s:
+                expected = {r["line_id"]: r for r in await trust.derive_facts(s, batch)}
+                got = {
+                    r.line_id: r._asdict()
+                    for r in await s.execute(
+                        text(
+                            f"SELECT {columns} FROM trust_facts WHERE order_id = ANY(CAST(:ids AS bigint[]))"
+                        ),
+                        {"ids": batch},
+                    )
+                }
+            lines += len(expected)
+            for line_id in sorted(expected.keys() | got.keys()):
+                want, have = expected.get(line_id), got.get(line_id)
+                if want is None or have is None:
+                    differences.append(f"line {line_id}: " + ("not derived by derive_facts" if want is None
+                                                              else "missing from trust_facts"))  # fmt: skip
+                    continue
+                wrong = [f"{c} {have.get(c)} (derive_facts {want.get(c)})" for c in sorted(want.keys() | have.keys())
+                         if have.get(c) != want.get(c)]  # fmt: skip
+                if wrong:
+                    differences.append(f"line {line_id} (order {want['order_id']}): " + ", ".join(wrong))
+            progress.advance(task, len(batch))
+    finally:
+        await engine.dispose()
+    if differences:
+        say = progress.console.print
+        say(f"facts differ from derive_facts on {len(differences):,} of {lines:,} lines; the first ones:")
+        for d in differences[:10]:
+            say("  " + d, markup=False, highlight=False)
+        sys.exit(1)
+    return len(ids), lines
+
+
+async def _facts(
+    url: str, raw_url: str, a: argparse.Namespace, progress: Any, derive: bool
+) -> dict[str, Any]:
+    """The facts the scores are computed from: kept as a previous run left them (``derive``
+    False, unless there are none), derived set-based then verified (``--facts sql``), or derived
+    by ``trust.service.rebuild_facts`` (``--facts service``, the repair path, an hour at 10M)."""
+    import asyncpg
+
+    from trustlive.db import create_engine, create_sessionmaker
+    from trustlive.trust import service as trust
+
+    out: dict[str, Any] = {"facts": 0, "rebuild_facts_s": None, "derive_facts_sql_s": None, "verified": None,
+                           "note": None}  # fmt: skip
+    conn = await asyncpg.connect(raw_url)
+    try:
+        autovacuum = await conn.fetchval("SHOW autovacuum")
+        if not derive and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM trust_facts)"):
+            derive = True  # e.g. a database kept by --generate-only before it derived the facts
+            out["note"] = "--no-rebuild: the kept database has no facts; deriving them"
+        if not derive:
+            out["facts"] = await conn.fetchval("SELECT count(*) FROM trust_facts")
+            return out
+    finally:
+        await conn.close()
+    t0 = time.perf_counter()
+    if a.facts == "service":
+        engine = create_engine(url)
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        stop = asyncio.Event()
+        analyzer = (
+            asyncio.create_task(_analyze_every(raw_url, "trust_facts", stop)) if autovacuum != "on" else None
+        )
+        try:
+            out["facts"] = await trust.rebuild_facts(create_sessionmaker(engine), progress=report)
+        finally:
+            stop.set()
+            if analyzer is not None:
+                await analyzer
+            await engine.dispose()
+        out["rebuild_facts_s"] = time.perf_counter() - t0
+        return out
+    out["facts"] = await _derive_facts_sql(raw_url, progress)
+    out["derive_facts_sql_s"] = time.perf_counter() - t0
+    # A table filled from empty has no statistics and no visibility map (the server runs without
+    # autovacuum): the recompute's COPY and the verification's lookups would be planned blind.
+    t0 = time.perf_counter()
+    conn = await asyncpg.connect(raw_url)
+    try:
+        await conn.execute("VACUUM ANALYZE trust_facts")
+    finally:
+        await conn.close()
+    out["vacuum_facts_s"] = time.perf_counter() - t0
+    out["verified"] = await _verify_facts(url, raw_url, a.verify, progress)
+    return out
+
+
 # --- measurement ------------------------------------------------------------------------------
 
 
@@ -545,25 +847,6 @@ async def _measure(url: str, raw_url: str, a: argparse.Namespace, progress: Any)
                 "SELECT count(*) FROM information_schema.columns WHERE table_name = 'reviews' "
                 "AND column_name = 'rating_product_first'")))  # fmt: skip
             out["autovacuum"] = await s.scalar(text("SHOW autovacuum"))
-        t0 = time.perf_counter()
-        if a.no_rebuild:
-            async with transaction(sm) as s:
-                out["facts"] = await s.scalar(text("SELECT count(*) FROM trust_facts"))
-            out["rebuild_facts_s"] = None
-        else:
-            stop = asyncio.Event()
-            analyzer = (
-                asyncio.create_task(_analyze_every(raw_url, "trust_facts", stop))
-                if out["autovacuum"] != "on"
-                else None
-            )
-            try:
-                out["facts"] = await trust.rebuild_facts(sm, progress=report)
-            finally:
-                stop.set()
-                if analyzer is not None:
-                    await analyzer
-            out["rebuild_facts_s"] = time.perf_counter() - t0
         for run in (1, 2):
             await _vacuum(raw_url)
             t0 = time.perf_counter()
@@ -622,9 +905,47 @@ async def _measure(url: str, raw_url: str, a: argparse.Namespace, progress: Any)
                 singles.append(time.perf_counter() - t0)
             progress.advance(task)
         out["singles"] = sorted(singles)
+
+        # Incremental = recompute, at this scale: every score row the refreshes moved, against a
+        # recompute from scratch with the windows where they kept them (the second recompute's).
+        out["check"] = await _check_incremental(sm, trust)
         return out
     finally:
         await engine.dispose()
+
+
+async def _check_incremental(sm: Any, trust: Any) -> dict[str, int]:
+    """Copy the score rows, recompute everything as of their ``as_of_ts``, and count the rows that
+    differ in any column but ``computed_at`` (rows a refresh read in full, as of its own time,
+    are left out and counted)."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from trustlive.db import transaction
+    from trustlive.trust.scoring import COUNTS
+
+    cols = "entity_type, entity_id, category_id, score_c, product_c, logistics_c, aftersales_c, claims_c, " + ", ".join(
+        COUNTS
+    ) + ", flash_sale_restricted, as_of_ts"  # fmt: skip
+    async with transaction(sm) as s:
+        as_of = await s.scalar(
+            text("SELECT as_of_ts FROM trust_scores GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+        )
+        other = await s.scalar(text("SELECT count(*) FROM trust_scores WHERE as_of_ts <> :t"), {"t": as_of})
+        await s.execute(text("DROP TABLE IF EXISTS bench_scores_incremental"))
+        await s.execute(text(f"CREATE TABLE bench_scores_incremental AS SELECT {cols} FROM trust_scores "
+                             "WHERE as_of_ts = :t"), {"t": as_of})  # fmt: skip
+    await trust.recompute_all(sm, now=dt.datetime.fromtimestamp(as_of, dt.UTC))
+    async with transaction(sm) as s:
+        fresh = f"SELECT {cols} FROM trust_scores WHERE as_of_ts = :t"
+        differ = await s.scalar(text(
+            f"SELECT count(*) FROM ((SELECT {cols} FROM bench_scores_incremental EXCEPT {fresh}) "
+            f"UNION ALL ({fresh} EXCEPT SELECT {cols} FROM bench_scores_incremental)) d"
+        ), {"t": as_of})  # fmt: skip
+        compared = await s.scalar(text("SELECT count(*) FROM bench_scores_incremental"))
+        await s.execute(text("DROP TABLE bench_scores_incremental"))
+    return {"compared": compared, "differ": differ, "read_in_full": other}
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -649,9 +970,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse a kept database generated with the same sizes (skips generation)")  # fmt: skip
-    parser.add_argument("--generate-only", action="store_true", help="generate, then stop (implies --keep)")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="generate (or --reuse) and derive the facts, then stop (implies --keep)")  # fmt: skip
     parser.add_argument("--no-rebuild", action="store_true",
-                        help="with --reuse: keep the facts a previous run derived (skips rebuild_facts)")  # fmt: skip
+                        help="with --reuse: keep the facts a previous run derived (derives them only if none)")  # fmt: skip
+    parser.add_argument("--facts", choices=("sql", "service"), default="sql",
+                        help="derive the facts set-based in SQL, verified against derive_facts (sql), or with "
+                             "trust.service.rebuild_facts (service: about an hour at 10M orders)")  # fmt: skip
+    parser.add_argument("--verify", type=int, default=2000,
+                        help="orders whose SQL-derived facts are compared with derive_facts (0: all of them)")  # fmt: skip
     a = parser.parse_args()
 
     from rich.console import Console
@@ -692,7 +1019,8 @@ def main() -> None:
 
     generate_s = None
     counts: dict[str, Any] = {}
-    if a.reuse and asyncio.run(kept_sizes()) == sizes:
+    reused = a.reuse and asyncio.run(kept_sizes()) == sizes
+    if reused:
         console.print(f"reusing {a.database} ({a.orders:,} orders)")
         migrate.upgrade(url)
     else:
@@ -710,12 +1038,34 @@ def main() -> None:
             f"generated in {generate_s:.1f} s: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
         )
         console.print("  of which " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
-        if a.generate_only:
-            print(json.dumps({"orders": a.orders, "generate_s": round(generate_s, 1), **counts}))
-            return
+    if a.no_rebuild and not reused:
+        console.print("--no-rebuild: a new database has no facts to keep; deriving them")
     try:
         with bar() as progress:
-            m = asyncio.run(_measure(url, raw_url, a, progress))
+            f = asyncio.run(_facts(url, raw_url, a, progress, derive=not (reused and a.no_rebuild)))
+        if f["note"]:
+            console.print(f["note"])
+        if f["derive_facts_sql_s"] is not None:
+            console.print(f"facts derived in SQL in {f['derive_facts_sql_s']:.1f} s: {f['facts']:,} lines, "
+                          f"{f['derive_facts_sql_s'] / max(1, f['facts']) * 1e6:.2f} s per million "
+                          f"(then VACUUM ANALYZE trust_facts, {f['vacuum_facts_s']:.1f} s)")  # fmt: skip
+            console.print(f"facts verified: {f['verified'][0]:,} orders ({f['verified'][1]:,} lines) identical "
+                          "to derive_facts")  # fmt: skip
+        elif f["rebuild_facts_s"] is not None:
+            console.print(
+                f"facts derived by rebuild_facts in {f['rebuild_facts_s']:.1f} s: {f['facts']:,} lines"
+            )
+        else:
+            console.print(f"facts kept: {f['facts']:,} lines")
+        if a.generate_only:
+            print(json.dumps({
+                "orders": a.orders, "generate_s": None if generate_s is None else round(generate_s, 1), **counts,
+                "facts": f["facts"], **{k: None if f[k] is None else round(f[k], 2)
+                                        for k in ("derive_facts_sql_s", "rebuild_facts_s")},
+            }))  # fmt: skip
+            return
+        with bar() as progress:
+            m = {**f, **asyncio.run(_measure(url, raw_url, a, progress))}
     finally:
         if not keep:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{a.database}" WITH (FORCE)'))
@@ -742,6 +1092,9 @@ def main() -> None:
     if m["rebuild_facts_s"] is not None:
         timings.add_row("rebuild_facts", f"{m['rebuild_facts_s']:.1f} s",
                         f"{m['rebuild_facts_s'] / max(1, m['facts']) * 1e6:.2f} us / fact ({m['facts']:,})")  # fmt: skip
+    if m["derive_facts_sql_s"] is not None:
+        timings.add_row("facts in SQL (verified)", f"{m['derive_facts_sql_s']:.1f} s",
+                        f"{m['derive_facts_sql_s'] / max(1, m['facts']) * 1e6:.2f} us / fact ({m['facts']:,})")  # fmt: skip
     timings.add_row("recompute_all, first", f"{full1:.1f} s", f"{full1 / max(1, rows) * 1e6:.1f} us / entity")
     timings.add_row(
         "recompute_all, second", f"{full2:.1f} s", f"{full2 / max(1, rows) * 1e6:.1f} us / entity"
@@ -760,15 +1113,24 @@ def main() -> None:
     if m["autovacuum"] != "on":
         print("(the server runs without autovacuum: the trust tables were VACUUM ANALYZEd before each measured "
               "phase" + (", and trust_facts ANALYZEd every 20 s during the rebuild" if m["rebuild_facts_s"] else "")
+              + (", and after the facts' derivation" if m["derive_facts_sql_s"] is not None else "")
               + ", as autovacuum would)")  # fmt: skip
+    check = m["check"]
+    print(f"incremental = recompute: {check['compared']:,} score rows after the refreshes compared with a "
+          f"recompute from scratch with the same windows, {check['differ']:,} differ"
+          + (f" ({check['read_in_full']:,} rows read in full by a refresh, as of its own time, not compared)"
+             if check["read_in_full"] else ""))  # fmt: skip
     print(f"targets: full recompute <= 30 s ({full2:.1f} s), incremental <= 5 ms per event ({inc_ms:.3f} ms)")
     print(json.dumps({
         "orders": a.orders, "full_recompute_s": round(full1, 2), "incremental_ms_per_event": round(inc_ms, 3),
         "full_recompute_2_s": round(full2, 2), "reused": generate_s is None,
-        "rebuild_facts_s": None if m["rebuild_facts_s"] is None else round(m["rebuild_facts_s"], 2), "single_event_p50_ms": round(p50, 2),
+        "rebuild_facts_s": None if m["rebuild_facts_s"] is None else round(m["rebuild_facts_s"], 2),
+        "derive_facts_sql_s": None if m["derive_facts_sql_s"] is None else round(m["derive_facts_sql_s"], 2),
+        "facts_verified_orders": None if m["verified"] is None else m["verified"][0], "single_event_p50_ms": round(p50, 2),
         "single_event_p99_ms": round(p99, 2), "queue_ms_per_event": round(queue_ms, 4),
         "shops": entities.get("shop", {}).get("rows", 0), "creators": entities.get("creator", {}).get("rows", 0),
         "products": entities.get("product", {}).get("rows", 0), "entities_scored": scored,
+        "incremental_rows_compared": check["compared"], "incremental_rows_differ": check["differ"],
         "events": m["events"], "batch": a.batch, "facts": m["facts"], "generate_s": None if generate_s is None else round(generate_s, 1),
     }))  # fmt: skip
 
