@@ -191,6 +191,40 @@ def test_delete_comment_hidden_from_replay(db_url: str, tmp_path) -> None:  # ty
     asyncio.run(scenario())
 
 
+def test_delete_a_comment_the_writer_is_writing(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The writer has taken the comment out of its buffer and waits for the database while the
+    moderator's delete holds it (SQLite: one writer at a time, from the delete's first statement):
+    the delete lets the writer through and deletes the comment once written, instead of waiting
+    with the database held and answering "not found"."""
+
+    async def scenario() -> None:
+        lw = await live_world(db_url, tmp_path)
+        try:
+            sid = await go_live(lw)
+            h, writer = make_handler(lw, live_comment_rate="100/1s")
+            said = await h.on_comment(sid, lw.w.buyers[0], "加我微信")
+            async with transaction(lw.sm) as s:
+                await s.execute(select(1))  # the delete's transaction has begun (SQLite: write lock held)
+                flushing = asyncio.create_task(writer.flush())
+                for _ in range(100):  # until the writer has taken the comment and waits for the database
+                    await asyncio.sleep(0.01)
+                    if writer.pending == 0:
+                        break
+                assert writer.pending == 0
+                if db_url.startswith("sqlite"):
+                    assert not flushing.done()  # PostgreSQL lets the writer through: nothing waits there
+                await live.delete_comment(s, lw.creator, sid, said["id"])
+            assert await flushing == 1
+            async with transaction(lw.sm) as s:
+                row = (await s.execute(select(LiveComment).where(LiveComment.id == said["id"]))).scalar_one()
+            assert row.deleted_at is not None and row.deleted_by_id == lw.creator.id
+            await writer.stop()
+        finally:
+            await lw.w.engine.dispose()
+
+    asyncio.run(scenario())
+
+
 def test_bad_blocklists_refused(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     async def scenario() -> None:
         lw = await live_world(db_url, tmp_path)

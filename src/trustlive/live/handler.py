@@ -392,6 +392,13 @@ def delete_pending(session_id: int, comment_id: int, by_id: int, now: dt.datetim
     return found
 
 
+async def writes_done() -> None:
+    """Wait until no writer of this process is in the middle of a write."""
+    for writer in list(WRITERS):
+        async with writer._lock:
+            pass
+
+
 # --- the hub handler --------------------------------------------------------------------------
 
 

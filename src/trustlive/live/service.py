@@ -918,13 +918,17 @@ async def delete_comment(session: AsyncSession, actor: Principal, session_id: in
         session, s.id, comment_id, actor.id, now
     ) or live_handler.delete_pending(s.id, comment_id, actor.id, now)
     if not found and await repo.id_issued(session, "comment", comment_id):
-        # Handed out but not stored: another process may hold it in its buffer until its next
-        # write. Wait for that write (each statement sees what committed before it, on PostgreSQL;
-        # on SQLite there is one process, whose buffer was looked at above).
+        # Handed out but not stored: a writer holds it, in its buffer until its next write (another
+        # process's, on PostgreSQL) or in the middle of writing it. Nothing is written here yet:
+        # end this transaction so that writer is not kept waiting behind it (SQLite lets one
+        # transaction write at a time, from its first statement), then wait for the write.
+        await session.commit()
+        await live_handler.writes_done()
         for _ in range(DELETE_WAIT_STEPS):
-            await asyncio.sleep(DELETE_WAIT_S)
             if found := await repo.delete_comment(session, s.id, comment_id, actor.id, now):
                 break
+            await session.commit()
+            await asyncio.sleep(DELETE_WAIT_S)
     if not found:
         if await repo.comment_exists(session, s.id, comment_id):
             return  # deleted already
