@@ -432,7 +432,7 @@ def _facts_sql(lo: int, hi: int, first_rating: bool, has_complaints: bool) -> st
     """Orders lo..hi's facts, as ``trust.service.derive_facts`` makes them (each CTE mirrors one
     source function; see them for the rules): one row per line of a paid order."""
     first = "coalesce(nullif(rv.rating_product_first, 0), rv.rating_product)" if first_rating else "rv.rating_product"  # fmt: skip
-    ended = ("CASE WHEN r.resolution = 'rejected' AND r.responded_at IS NOT NULL THEN r.responded_at "
+    ended = ("CASE WHEN r.resolution IN ('rejected', 'return_not_sent') AND r.responded_at IS NOT NULL THEN r.responded_at "
              "WHEN r.arbitrated_at IS NOT NULL THEN r.arbitrated_at ELSE r.resolved_at END")  # fmt: skip
     complaints = (
         f"""LEFT JOIN trust_complaints c ON c.order_line_id = l.line_id AND c.order_id = l.order_id

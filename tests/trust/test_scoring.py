@@ -141,3 +141,38 @@ def test_a_config_file_that_cannot_be_read_stops_start_up(tmp_path) -> None:  # 
         scoring.load_file(str(path))
     with pytest.raises(SystemExit):
         scoring.load_file(str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize(
+    ("resolution", "answered_h", "arbitrated_h", "arrived_h", "ended_h", "expected_h"),
+    [
+        ("approved", 5, None, None, 5, 5),  # a refund the shop approved: its answer ends it
+        ("approved", 5, None, 50, 60, 15),  # a return: the parcel's 45 h with buyer and carrier left out
+        ("auto_approved", None, None, None, 48, 48),  # the shop let the deadline pass: in full
+        ("rejected", 8, None, None, 80, 8),  # the shop's answer, not the request's closing
+        ("return_not_sent", 6, None, None, 174, 6),  # approved; the wait for the buyer is not the shop's
+        ("arbitrated_buyer", 8, 40, None, 41, 40),  # ops' decision
+        ("arbitrated_seller", 8, 30, None, 31, 30),
+        ("already_refunded", 3, None, None, 3, 3),
+        ("withdrawn", None, None, None, 2, None),  # not handled by the shop: does not count
+        ("outdated", None, None, None, 72, None),
+    ],
+)
+def test_handling_time_per_resolution(
+    resolution: str, answered_h: float | None, arbitrated_h: float | None, arrived_h: float | None,
+    ended_h: float, expected_h: float | None,
+) -> None:  # fmt: skip
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from trustlive.aftersales.service import _handled_seconds
+
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+    def at(hours: float | None) -> dt.datetime | None:
+        return None if hours is None else t0 + dt.timedelta(hours=hours)
+
+    request = SimpleNamespace(resolution=resolution, created_at=t0, responded_at=at(answered_h),
+                              arbitrated_at=at(arbitrated_h), return_arrived_at=at(arrived_h), resolved_at=at(ended_h))  # fmt: skip
+    expected = None if expected_h is None else expected_h * 3600
+    assert _handled_seconds(request) == expected

@@ -1244,6 +1244,7 @@ async def _reload(session: AsyncSession, request_id: int) -> RequestOut:
 PRODUCT_CAUSES = frozenset({Reason.quality, Reason.wrong_item, Reason.not_as_described})
 # Endings the shop did not handle: the buyer withdrew, or the claim was outgrown.
 _NOT_HANDLED = frozenset({Resolution.withdrawn, Resolution.outdated})
+_ENDS_AT_ANSWER = frozenset({Resolution.rejected, Resolution.return_not_sent})
 
 
 @dataclass(frozen=True)
@@ -1260,12 +1261,13 @@ class ScoreRequest:
 
 def _handled_seconds(r: Any) -> int | None:
     """Request to resolution, as far as the shop controls it: a rejection ends at the shop's
-    answer, an arbitration at ops' decision; an approved return does not count the days the parcel
-    spent with the buyer and the carrier (approval to arrival). An automatic approval counts
-    in full up to its deadline: the shop let it run out."""
+    answer, and so does an approved return the buyer never sent (the wait for the parcel is the
+    buyer's); an arbitration at ops' decision; an approved return does not count the days the
+    parcel spent with the buyer and the carrier (approval to arrival). An automatic approval
+    counts in full up to its deadline: the shop let it run out."""
     if r.resolution in _NOT_HANDLED:
         return None
-    if r.resolution == Resolution.rejected and r.responded_at is not None:
+    if r.resolution in _ENDS_AT_ANSWER and r.responded_at is not None:
         end = r.responded_at
     elif r.arbitrated_at is not None:
         end = r.arbitrated_at
