@@ -15,6 +15,7 @@ from trustlive.accounts.service import Principal
 from trustlive.db import transaction
 from trustlive.live import service as live
 from trustlive.live.handler import (
+    WRITERS,
     CommentIds,
     CommentWriter,
     ModerationCache,
@@ -202,6 +203,10 @@ def test_delete_a_comment_the_writer_is_writing(db_url: str, tmp_path) -> None: 
         try:
             sid = await go_live(lw)
             h, writer = make_handler(lw, live_comment_rate="100/1s")
+            # Only this writer: one left by an earlier test in this process may hold a comment with
+            # the same ids (every test's database starts from 1), which the delete would mark instead.
+            others = [w for w in WRITERS if w is not writer]
+            WRITERS[:] = [writer]
             said = await h.on_comment(sid, lw.w.buyers[0], "加我微信")
             async with transaction(lw.sm) as s:
                 await s.execute(select(1))  # the delete's transaction has begun (SQLite: write lock held)
@@ -219,6 +224,7 @@ def test_delete_a_comment_the_writer_is_writing(db_url: str, tmp_path) -> None: 
                 row = (await s.execute(select(LiveComment).where(LiveComment.id == said["id"]))).scalar_one()
             assert row.deleted_at is not None and row.deleted_by_id == lw.creator.id
             await writer.stop()
+            WRITERS.extend(others)
         finally:
             await lw.w.engine.dispose()
 
