@@ -48,7 +48,8 @@ def test_tasks_run_applies_due_deadlines_once(cli: tuple[CliRunner, str]) -> Non
     jobs = [
         name for name, _ in build_scheduler(create_sessionmaker(create_engine(url)), load_settings()).jobs
     ]
-    assert jobs == ["orders", "payouts", "payments", "fulfillment", "aftersales", "care", "live", "trust"]
+    assert jobs == ["orders", "payouts", "payments", "fulfillment", "aftersales", "care", "live", "trust",
+                    "feed"]  # fmt: skip
     assert all(f"{job}:" in result.output for job in jobs)
     assert "'cancelled': 1" in result.output
     assert run(_status(url, order_id)) == "cancelled"

@@ -39,9 +39,15 @@ from trustlive.config import Settings, load_settings
 from trustlive.consignment import api as consignment_api
 from trustlive.consignment import pages as consignment_pages
 from trustlive.consignment import service as consignment
+from trustlive.content import api as content_api
+from trustlive.content import pages as content_pages
 from trustlive.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from trustlive.errors import Unauthorized
 from trustlive.events import EventBus, OutboxRelay
+from trustlive.feed import api as feed_api
+from trustlive.feed import pages as feed_pages
+from trustlive.feed import service as feed
+from trustlive.feed import tasks as feed_tasks
 from trustlive.fulfillment import api as fulfillment_api
 from trustlive.fulfillment import pages as fulfillment_pages
 from trustlive.fulfillment import tasks as fulfillment_tasks
@@ -65,6 +71,8 @@ from trustlive.payments import tasks as payment_tasks
 from trustlive.reviews import api as reviews_api
 from trustlive.reviews import pages as reviews_pages
 from trustlive.scheduler import Scheduler
+from trustlive.social import api as social_api
+from trustlive.social import pages as social_pages
 from trustlive.trust import api as trust_api
 from trustlive.trust import pages as trust_pages
 from trustlive.trust import scoring as trust_scoring
@@ -150,6 +158,7 @@ def build_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Se
     scheduler.add("care", lambda: care_tasks.run_once(sessionmaker, settings))
     scheduler.add("live", lambda: live_tasks.run_once(sessionmaker, settings))
     scheduler.add("trust", lambda: trust_tasks.run_once(sessionmaker, settings))
+    scheduler.add("feed", feed_tasks.job(sessionmaker, settings))
     return scheduler
 
 
@@ -223,6 +232,8 @@ def create_app(
         # Scores: the events that can move one queue their order for a refresh (docs/scores.md).
         for topic in trust.SCORED_TOPICS:
             bus.subscribe(topic, trust.on_event)
+        for topic in feed.TOPICS:  # the feed's item index, interactions (docs/feed.md)
+            bus.subscribe(topic, feed.on_event)
         bus.subscribe("orders.cancelled", live.on_order_cancelled)
         bus.subscribe("orders.refunded", live.on_order_refunded)
         bus.subscribe(  # a creator's fee waiver shown in each new room (docs/consignment.md)
@@ -275,6 +286,9 @@ def create_app(
                     *live_api.routes,
                     *consignment_api.routes,
                     *trust_api.routes,
+                    *social_api.routes,
+                    *content_api.routes,
+                    *feed_api.routes,
                 ],
             ),
             *web_pages.routes,
@@ -290,6 +304,9 @@ def create_app(
             *live_pages.routes,
             *consignment_pages.routes,
             *trust_pages.routes,
+            *social_pages.routes,
+            *content_pages.routes,
+            *feed_pages.routes,
             create_static_files_router(path="/static", directories=[STATIC_DIR], opt=public()["opt"]),
             create_static_files_router(path="/media", directories=[settings.media_dir], opt=public()["opt"]),
         ],

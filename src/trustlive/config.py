@@ -81,6 +81,8 @@ class Settings:
     login_window_seconds: int = 900
     login_ip_max_failures: int = 50
     max_upload_bytes: int = 5 * 1024 * 1024
+    # Short videos (docs/content.md): the largest video file a creator may upload (capped at 2 GiB).
+    max_video_bytes: int = 100 * 1024 * 1024
     default_locale: str = "zh_Hans"
     pay_deadline_minutes: int = 15
     auto_confirm_days: int = 10
@@ -111,6 +113,8 @@ class Settings:
     # docs/scores.md), and the hour (Asia/Shanghai) after which the nightly full recompute runs.
     scores_config: str | None = None
     scores_nightly_hour: int = 3
+    # The feed's ranking weights (docs/feed.md): a JSON file deep-merged over the defaults.
+    feed_config: str | None = None
     # Live rooms, the hub's part (docs/live-protocol.md): comments and counters go out at most
     # once per live_tick_ms per room, state and purchases once per live_state_tick_ms; at most
     # live_comment_cap comments and live_purchase_cap purchases shown per frame; a viewer's queue
@@ -163,6 +167,7 @@ def load_settings() -> Settings:
         login_window_seconds=_env_int("LOGIN_WINDOW_SECONDS", 900),
         login_ip_max_failures=_env_int("LOGIN_IP_MAX_FAILURES", 50),
         max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", 5 * 1024 * 1024),
+        max_video_bytes=min(_env_int("MAX_VIDEO_BYTES", 100 * 1024 * 1024, minimum=1024 * 1024), 2 * 1024**3),
         default_locale=_env("DEFAULT_LOCALE", "zh_Hans") or "zh_Hans",
         pay_deadline_minutes=_env_int("PAY_DEADLINE_MINUTES", 15),
         auto_confirm_days=_env_int("AUTO_CONFIRM_DAYS", 10),
@@ -182,6 +187,7 @@ def load_settings() -> Settings:
         review_edit_hours=_env_int("REVIEW_EDIT_HOURS", 24, minimum=0),
         scores_config=_env("SCORES_CONFIG"),
         scores_nightly_hour=_env_int("SCORES_NIGHTLY_HOUR", 3, minimum=0),
+        feed_config=_env("FEED_CONFIG"),
         live_tick_ms=_env_int("LIVE_TICK_MS", 100, minimum=10),
         live_state_tick_ms=_env_int("LIVE_STATE_TICK_MS", 50, minimum=5),
         live_comment_cap=_env_int("LIVE_COMMENT_CAP", 20, minimum=1),

@@ -79,8 +79,9 @@ def test_seeding_twice_gives_the_same_world(db_url: str, tmp_path: Path) -> None
     assert counts["shops"] == 6
     assert counts["categories"] == len(demo.CATEGORIES)
     assert counts["product_images"] == counts["products"]  # one picture each
-    # A shop's logo plus one file per product picture, nothing else.
-    assert len(first_files) == counts["products"] + counts["shops"]
+    # A shop's logo plus one file per product picture, and the covers of its creator's two demo
+    # videos (docs/content.md), nothing else.
+    assert len(first_files) == counts["products"] + counts["shops"] + 2 * counts["shops"]
     # Progress goes through every stage and ends complete.
     final = {stage: (done, total) for stage, done, total in calls}
     assert final["buyers"] == (BUYERS, BUYERS)

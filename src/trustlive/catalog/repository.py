@@ -213,6 +213,49 @@ async def latest_published(session: AsyncSession, limit: int) -> list[Product]:
     return list(await session.scalars(stmt))
 
 
+async def published_of_shops(
+    session: AsyncSession, shop_ids: list[int], *, limit: int, before: tuple[Any, int] | None = None
+) -> list[Any]:
+    """(id, shop_id, published_at) of these active shops' published products, newest first,
+    continuing below ``before`` (published_at, id) when given."""
+    if not shop_ids:
+        return []
+    stmt = (
+        select(Product.id, Product.shop_id, Product.published_at)
+        .join(Shop, Shop.id == Product.shop_id)
+        .where(
+            Product.shop_id.in_(sorted(set(shop_ids))),
+            Product.status == ProductStatus.published,
+            Product.published_at.is_not(None),
+            Shop.status == "active",
+        )
+        .order_by(Product.published_at.desc(), Product.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        at, below = before
+        stmt = stmt.where((Product.published_at < at) | ((Product.published_at == at) & (Product.id < below)))
+    return list((await session.execute(stmt)).all())
+
+
+async def published_after(session: AsyncSession, after_id: int, limit: int) -> list[Any]:
+    """(id, shop_id, published_at) of published products of active shops in id order, from
+    ``after_id`` on: for a reader that walks them all in pages."""
+    stmt = (
+        select(Product.id, Product.shop_id, Product.published_at)
+        .join(Shop, Shop.id == Product.shop_id)
+        .where(
+            Product.id > after_id,
+            Product.status == ProductStatus.published,
+            Product.published_at.is_not(None),
+            Shop.status == "active",
+        )
+        .order_by(Product.id)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).all())
+
+
 @dataclass(frozen=True)
 class CardFacts:
     min_price_fen: int

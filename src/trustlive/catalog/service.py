@@ -7,6 +7,7 @@ to everyone outside the shop and ops.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import itertools
 import re
@@ -749,6 +750,27 @@ async def category_products(
 
 async def latest_products(session: AsyncSession, limit: int = 20) -> list[ProductCard]:
     return await cards(session, await repo.latest_published(session, limit))
+
+
+async def published_of_shops(
+    session: AsyncSession,
+    shop_ids: list[int],
+    *,
+    limit: int,
+    before: tuple[dt.datetime, int] | None = None,
+) -> list[tuple[int, int, dt.datetime]]:
+    """(product id, shop id, published at) of the shops' published products, newest first, below
+    ``before`` (published at, product id): the follow feed's products of followed shops."""
+    rows = await repo.published_of_shops(session, shop_ids, limit=limit, before=before)
+    return [(r.id, r.shop_id, r.published_at) for r in rows]
+
+
+async def published_after(
+    session: AsyncSession, after_id: int, limit: int
+) -> list[tuple[int, int, dt.datetime]]:
+    """(product id, shop id, published at) of published products in id order after ``after_id``:
+    the feed's item index reads the catalogue in pages when it is first built."""
+    return [(r.id, r.shop_id, r.published_at) for r in await repo.published_after(session, after_id, limit)]
 
 
 async def search(

@@ -83,6 +83,19 @@ async def live_session_of(session: AsyncSession, creator_id: int) -> LiveSession
     return await session.scalar(stmt)
 
 
+async def live_sessions_of(session: AsyncSession, creator_ids: list[int]) -> list[LiveSession]:
+    """The sessions on air of these creators, latest start first (one per creator at most: the
+    partial unique index on live sessions serves the lookup)."""
+    if not creator_ids:
+        return []
+    stmt = (
+        select(LiveSession)
+        .where(LiveSession.status == SessionStatus.live, LiveSession.creator_id.in_(sorted(set(creator_ids))))
+        .order_by(LiveSession.started_at.desc(), LiveSession.id.desc())
+    )
+    return list(await session.scalars(stmt))
+
+
 async def transition(session: AsyncSession, session_id: int, frm: str, to: str, **values: Any) -> bool:
     """Move a session from ``frm`` to ``to`` in one conditional UPDATE: racing actors cannot both
     win. True when this call made the move."""

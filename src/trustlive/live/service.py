@@ -990,6 +990,12 @@ async def live_session_id(session: AsyncSession, creator_id: int) -> int | None:
     return s.id if s is not None else None
 
 
+async def live_now_of(session: AsyncSession, creator_ids: list[int]) -> list[SessionOut]:
+    """The live rooms on air now of these creators (the follow feed puts them on top), latest
+    start first, as the public sees them."""
+    return await _outs(session, await repo.live_sessions_of(session, creator_ids), None)
+
+
 async def feature_product(
     session: AsyncSession, creator: Principal, session_id: int, product_id: int
 ) -> None:

@@ -883,6 +883,43 @@ async def _ensure_shop(
         if not product_spec.draft:
             await catalog.publish(session, owner, product.id)
         tally.add("products")
+    await _ensure_videos(session, owner, shop.id, spec, tint, media_dir, tally)
+
+
+async def _ensure_videos(
+    session: AsyncSession, owner: Principal, shop_id: int, spec: ShopSpec, tint: images.RGB, media_dir: Path,
+    tally: _Tally,
+) -> None:  # fmt: skip
+    """Two short videos of the shop's creator linking its first products (docs/content.md), with
+    covers drawn like the product pictures. There is no video file to ship: they play from an
+    address that never resolves (``.invalid``), so their pages show the cover instead."""
+    from trustlive.content import service as content
+    from trustlive.content.schemas import VideoIn
+
+    if "creator" not in owner.roles:
+        return
+    shelf = await catalog.shop_products(session, owner, shop_id, after_id=None, limit=1000)
+    by_title = {card.title: card for card in shelf}
+    specs = [p for p in spec.products if p.title in by_title][:2]
+    if not specs:
+        return
+    wanted = [
+        (f"{spec.name}·今日上新", specs, "点下方商品直接下单；有问题直播间里问我。"),
+        (f"细节实拍：{specs[0].title[:40]}", specs[:1], "近距离看做工和细节，实物就是这样。"),
+    ]
+    mine = {v.title for v in await content.my_videos(session, owner, before_id=None, limit=100)}
+    for n, (title, linked, description) in enumerate(wanted, start=1):
+        if title in mine:
+            continue
+        cover = images.product_image(f"{spec.slug}/video{n}", linked[0].motif, tint)
+        await content.create_video(
+            session, owner,
+            VideoIn(title=title, description=description, product_ids=[by_title[p.title].id for p in linked],
+                    video_url=f"https://media.trustlive.invalid/demo/{spec.slug}/{n}.mp4"),
+            catalog.Upload(f"video{n}.jpg", "image/jpeg", cover), None, media_dir=media_dir,
+            max_upload_bytes=MAX_IMAGE_BYTES, max_video_bytes=0,  # no file: they play from an address
+        )  # fmt: skip
+        tally.add("videos")
 
 
 async def _existing_buyer_names(session: AsyncSession, ops: Principal) -> set[str]:
@@ -894,6 +931,46 @@ async def _existing_buyer_names(session: AsyncSession, ops: Principal) -> set[st
             return names
         names.update(user.username for user, _ in page)
         after = page[-1][0].id
+
+
+# Who follows whom (docs/social.md): each generated buyer follows each creator (by username) with
+# this chance, and the creator's shop with half of it: a long tail from the big jade room down to
+# the brand director's. Regulars follow their creator and the creator's shop.
+FOLLOW_CHANCE = {
+    "laodu": 0.30, "teacher_xu": 0.22, "meijie": 0.15, "sujin": 0.10, "qingyao": 0.07,
+    "mianlifang": 0.05, "meijie_yu": 0.04, "mlf_director": 0.02,
+}  # fmt: skip
+REGULARS = (("mama_yun", "teacher_xu"), ("consignor_lei", "laodu"))
+
+
+async def _ensure_follows(session: AsyncSession, ops: Principal, buyers: int) -> int:
+    """The demo's follow graph, from fixed seeds (a buyer's follows depend on their name only);
+    follows already there are skipped, so seeding again adds none. Returns how many were made."""
+    from trustlive.social import service as social
+
+    users = {
+        a.username: (await accounts.get_user_by_username(session, a.username)).id for a in _all_accounts()
+    }
+    shops: dict[str, int] = {}
+    for persona in PERSONAS:
+        if persona.shop is not None:
+            shops[persona.owner.username] = (await catalog.get_shop_by_slug(session, persona.shop.slug)).id
+    wanted = [(users[fan], kind, target) for fan, creator in REGULARS
+              for kind, target in (("creator", users[creator]), ("shop", shops[creator]))]  # fmt: skip
+    names = {buyer_username(i) for i in range(1, buyers + 1)}
+    after: int | None = None
+    while page := await accounts.list_users(session, ops, query="buyer", after_id=after, limit=1000):
+        after = page[-1][0].id
+        for user, _ in page:
+            if user.username not in names:
+                continue
+            rng = random.Random(f"demo-follow/{user.username}")
+            for creator, chance in FOLLOW_CHANCE.items():
+                if rng.random() < chance:
+                    wanted.append((user.id, "creator", users[creator]))
+                if creator in shops and rng.random() < chance / 2:
+                    wanted.append((user.id, "shop", shops[creator]))
+    return await social.follow_many(session, wanted)
 
 
 async def seed_demo(
@@ -955,6 +1032,11 @@ async def seed_demo(
                     )
             tally.add("buyers", len(todo))
         report("buyers", batch[-1], buyers)
+
+    report("follows", 0, 1)
+    async with transaction(sessionmaker) as session:
+        tally.add("follows", await _ensure_follows(session, ops, buyers))
+    report("follows", 1, 1)
 
     if settings is not None:
         report("demo stories", 0, stories.COUNT)

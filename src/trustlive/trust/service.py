@@ -719,6 +719,18 @@ async def quality_multiplier(session: AsyncSession, entity_type: str, entity_id:
     )
 
 
+async def quality_multipliers(
+    session: AsyncSession, entity_type: str, ids: Iterable[int]
+) -> dict[int, float]:
+    """``quality_multiplier`` for many entities in one query (the feed tilts a page of candidates
+    at once); every id asked for gets a value, neutral for the "new"."""
+    kind = _kind(entity_type)
+    wanted = list(dict.fromkeys(ids))
+    scored = {r.entity_id: r.score_c for r in await repo.get_scores(session, kind, wanted)}
+    effects = config().effects
+    return {i: scoring.quality_multiplier(scored.get(i), effects) for i in wanted}
+
+
 async def settlement_delay_days(session: AsyncSession, shop_id: int) -> int:
     """Days after completion before the shop's escrow is split, by its score tier."""
     return scoring.settlement_days(await _score_c(session, "shop", shop_id), config().effects)

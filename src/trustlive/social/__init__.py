@@ -1,0 +1,1 @@
+"""The follow graph: buyers follow creators and shops (docs/social.md)."""
