@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -133,6 +134,9 @@ class Sku(TimestampMixin, Base):
 
 class ProductImage(Base):
     __tablename__ = "product_images"
+    # Every product card looks up its first picture: without this, a scan of all pictures
+    # (bench/feed_latency.py: 38 of 57 ms of a discovery page at 1M items).
+    __table_args__ = (Index("ix_product_images_product", "product_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
