@@ -9,7 +9,7 @@ held in memory. Everything a request writes is removed again when it fails: the 
 are deleted at once on a refusal, and on rollback if the transaction fails later.
 
 Which products a video may link follows the live domain's rule for a session's featured
-products exactly (``live.service._check_products``): published in an active shop; a product of
+products exactly (``live.service.sellable_products``): published in an active shop; a product of
 another shop (an alliance product) only while the creator is alliance-eligible by reputation.
 """
 
@@ -55,6 +55,7 @@ from trustlive.errors import (
     ValidationFailed,
     validated,
 )
+from trustlive.live import service as live
 from trustlive.trust import service as trust
 
 S = VideoStatus
@@ -219,35 +220,9 @@ def _fits(product_ids: Sequence[int]) -> list[int]:
 
 
 async def check_products(session: AsyncSession, creator_id: int, product_ids: Sequence[int]) -> list[int]:
-    """The products a video links, deduplicated in order. The live domain's rule for featured
-    products: each must exist and be published in an active shop (422 ``product_not_available``,
-    per field); another shop's product needs the creator to be alliance-eligible (409
-    ``alliance_not_eligible``); their own shops' products are always theirs to link. At most 20
-    (422 ``too_many_products``)."""
-    ids = _fits(product_ids)
-    cards = {c.id: c for c in await catalog.product_cards(session, ids)}
-    bad: list[FieldError] = []
-    for i, pid in enumerate(product_ids):
-        if pid not in cards or cards[pid].status != "published":
-            bad.append(FieldError(f"product_ids[{i}]", f"product {pid} is not available"))
-            continue
-        try:
-            await catalog.require_visible_product(session, None, pid)
-        except NotFound:
-            bad.append(FieldError(f"product_ids[{i}]", f"product {pid} is not available"))
-    if bad:
-        raise ValidationFailed(bad[0].message, fields=bad, code="product_not_available")
-    own = {shop.id for shop in await catalog.shops_of_user(session, creator_id)} if ids else set()
-    alliance = [i for i, pid in enumerate(product_ids) if cards[pid].shop_id not in own]
-    if alliance and not await trust.alliance_eligible(session, creator_id):
-        raise Conflict(
-            "your reputation score is below what alliance products need: link your own shop's "
-            "products until it recovers",
-            code="alliance_not_eligible",
-            fields=[FieldError(f"product_ids[{i}]", f"product {product_ids[i]} is another shop's")
-                    for i in alliance],
-        )  # fmt: skip
-    return ids
+    """The products a video links: at most 20 (422 ``too_many_products``), each one the creator
+    may sell, by the live domain's rule (``live.service.sellable_products``)."""
+    return await live.sellable_products(session, creator_id, _fits(product_ids))
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -243,8 +243,9 @@ def _check_when(value: dt.datetime, now: dt.datetime) -> dt.datetime:
     return value
 
 
-async def _check_products(session: AsyncSession, creator_id: int, product_ids: list[int]) -> list[int]:
-    """The products to feature, deduplicated in order: each must exist and be published in an
+async def sellable_products(session: AsyncSession, creator_id: int, product_ids: Sequence[int]) -> list[int]:
+    """The products a creator may sell (featured in a live session, linked from a short video),
+    deduplicated in order: each must exist and be published in an
     active shop. Another shop's product (an alliance product) needs the creator to be eligible
     for the alliance by their reputation score (docs/scores.md, "Effects"): 409
     ``alliance_not_eligible`` otherwise. Their own shops' products are always theirs to sell."""
@@ -265,7 +266,7 @@ async def _check_products(session: AsyncSession, creator_id: int, product_ids: l
     alliance = [i for i, pid in enumerate(product_ids) if cards[pid].shop_id not in own]
     if alliance and not await trust.alliance_eligible(session, creator_id):
         raise Conflict(
-            "your reputation score is below what alliance products need: feature your own shop's "
+            "your reputation score is below what alliance products need: sell your own shop's "
             "products until it recovers",
             code="alliance_not_eligible",
             fields=[FieldError(f"product_ids[{i}]", f"product {product_ids[i]} is another shop's")
@@ -292,7 +293,7 @@ async def create_session(
     if not title:
         raise ValidationFailed("title: required", field="title")
     when = _check_when(data.scheduled_at, now)
-    product_ids = await _check_products(session, actor.id, data.product_ids)
+    product_ids = await sellable_products(session, actor.id, data.product_ids)
     s = LiveSession(creator_id=actor.id, title=title, scheduled_at=when, status=S.scheduled)
     if cover is not None:
         s.cover_path = _store_cover(session, cover, settings, actor.id)
@@ -321,7 +322,7 @@ async def update_session(
         s.scheduled_at = _check_when(patch.scheduled_at, utcnow())
     if patch.product_ids is not None:
         await repo.set_featured(
-            session, s.id, await _check_products(session, s.creator_id, patch.product_ids)
+            session, s.id, await sellable_products(session, s.creator_id, patch.product_ids)
         )
     if cover is not None:
         s.cover_path = _store_cover(session, cover, settings, actor.id)
@@ -337,7 +338,7 @@ async def set_featured(
     s = await _own(session, actor, session_id)
     if s.status not in (S.scheduled, S.live):
         raise InvalidTransition("the session is over", code="session_over")
-    ids = await _check_products(session, s.creator_id, data.product_ids)
+    ids = await sellable_products(session, s.creator_id, data.product_ids)
     if s.pinned_product_id is not None and s.pinned_product_id not in ids:
         raise Conflict("unpin the product before removing it", code="product_pinned", field="product_ids")
     await repo.set_featured(session, s.id, ids)
@@ -1007,7 +1008,7 @@ async def feature_product(
     ids = (await repo.featured_of(session, [s.id]))[s.id]
     if product_id not in ids:  # only the new one is checked: an earlier one may be gone since
         await repo.set_featured(
-            session, s.id, [*ids, *await _check_products(session, s.creator_id, [product_id])]
+            session, s.id, [*ids, *await sellable_products(session, s.creator_id, [product_id])]
         )
 
 
