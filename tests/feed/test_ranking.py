@@ -278,6 +278,9 @@ def test_defaults_and_deep_merge() -> None:
     assert cfg.floor_level == ranking.DEFAULTS["rerank"]["floor"]["level"]
     assert cfg.per_creator == ranking.DEFAULTS["rerank"]["per_creator"]
     assert ranking.DEFAULTS["rerank"]["floor"]["weight"] == ranking.DEFAULT.floor_weight  # not mutated
+    priors = ranking.load({"relevance": {"live": {"affinity": 1.0}, "seen_factor": 0}})
+    assert (priors.live_affinity, priors.seen_factor) == (1.0, 0.0)
+    assert (priors.live_weight, priors.fresh_weight, priors.fresh_half_life_hours) == (0.6, 0.3, 48.0)
 
 
 @pytest.mark.parametrize(
@@ -300,6 +303,12 @@ def test_defaults_and_deep_merge() -> None:
         ({"relevance": {"weights": {"like": 0.5}}}, "must increase impression < view < like < purchase"),
         ({"relevance": {"neighbours": 0}}, "relevance.neighbours: a whole number from 1"),
         ({"window_hours": 0}, "window_hours"),
+        (
+            {"relevance": {"fresh": {"half_life_hours": 0}}},
+            "relevance.fresh.half_life_hours: a number above 0",
+        ),
+        ({"relevance": {"live": {"weight": -1}}}, "relevance.live.weight: a number at least 0"),
+        ({"relevance": {"seen_factor": 1.5}}, "relevance.seen_factor: a number at least 0 and at most 1"),
     ],
 )
 def test_bad_configuration_is_refused_with_its_path(overrides: dict[str, object], message: str) -> None:

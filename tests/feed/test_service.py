@@ -154,6 +154,42 @@ def test_follow_feed_orders_ties_and_pages_through_them(db_url: str, tmp_path: P
     run(scenario())
 
 
+def test_follow_feed_impressions_become_interactions(db_url: str, tmp_path: Path) -> None:
+    """The private domain's cards carry their feed item ids: what a buyer sees and opens there
+    feeds collaborative filtering like the discovery feed's reports do."""
+
+    async def scenario() -> None:
+        w = await build(db_url, tmp_path, creators=1, merchants=1)
+        try:
+            video = await w.video(0)
+            product = await w.product(0)
+            await w.drain()
+            await w.follow(0, "creator", w.creators[0].id)
+            await w.follow(0, "shop", w.shops[0])
+            buyer = w.buyers[0]
+            page = await following(w, buyer)
+            assert sorted(keys(page)) == [("product", product), ("video", video)]
+            result = await report(w, buyer, *((page.serve_id, i.position, "impression") for i in page.items),
+                                  (page.serve_id, page.items[0].position, "view"))  # fmt: skip
+            assert result.recorded == 3
+            indexed = {(i.kind, i.ref_id): i.id for i in await w.items()}
+            async with transaction(w.sessionmaker) as s:
+                rows = (await s.execute(select(FeedInteraction.item_id, FeedInteraction.kind,
+                                               FeedInteraction.user_id))).all()  # fmt: skip
+            first = indexed[(page.items[0].kind, page.items[0].id)]
+            assert sorted(rows) == sorted([
+                (indexed[("video", video)], "impression", buyer.id),
+                (indexed[("product", product)], "impression", buyer.id),
+                (first, "view", buyer.id),
+            ])  # fmt: skip
+            # Exposure is counted on the follow feed.
+            assert {(c.feed, c.impressions) for c in await w.exposure()} == {("follow", 1)}
+        finally:
+            await w.close()
+
+    run(scenario())
+
+
 def _cursor(data: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
@@ -239,6 +275,33 @@ def test_discovery_shows_fresh_items_new_creators_and_live_rooms(db_url: str, tm
                 await s.execute(text("UPDATE videos SET status = 'hidden' WHERE id = :id"), {"id": newcomer})
             await fresh_caches(w)
             assert ("video", newcomer) not in keys(await discovery(w))
+        finally:
+            await w.close()
+
+    run(scenario())
+
+
+def test_relevance_priors_are_configuration(db_url: str, tmp_path: Path) -> None:
+    """The freshness and live-room priors come from the feed's configuration: the same world
+    puts the room or the fresh video first depending on them."""
+
+    async def scenario() -> None:
+        w = await build(db_url, tmp_path, creators=2, merchants=1)
+        try:
+            video = await w.video(0, at=utcnow() - hours(1))
+            room = await w.go_live(1)
+            await w.drain()
+            rooms_first = ranking.load({"relevance": {"live": {"weight": 5.0}, "fresh": {"weight": 0.0}}})
+            fresh_first = ranking.load({"relevance": {"live": {"weight": 0.0}, "fresh": {"weight": 5.0}}})
+            for who in (None, w.buyers[0]):
+                assert keys(await discovery(w, who, config=rooms_first))[:2] == [
+                    ("live", room),
+                    ("video", video),
+                ]
+                assert keys(await discovery(w, who, config=fresh_first))[:2] == [
+                    ("video", video),
+                    ("live", room),
+                ]
         finally:
             await w.close()
 

@@ -326,6 +326,10 @@ def test_quality_multiplier_at_the_curve_knots_and_for_new(db_url: str) -> None:
                 async with transaction(w.sessionmaker) as s:
                     assert await trust.quality_multiplier(s, kind, 1) == effects["new_multiplier"] == 1.0
                     assert await trust.quality_multiplier(s, kind, 999_999) == 1.0  # never scored
+                    # Many at once: the same values, the unscored neutral.
+                    ids = [1, 999_999, *range(100, 100 + len(knots) + len(between))]
+                    each = {i: await trust.quality_multiplier(s, kind, i) for i in ids}
+                    assert await trust.quality_multipliers(s, kind, [*ids, 1]) == each
             async with transaction(w.sessionmaker) as s:
                 with pytest.raises(ValidationFailed):
                     await trust.quality_multiplier(s, "bogus", 1)

@@ -171,3 +171,20 @@ async def users_by_ids(session: AsyncSession, user_ids: list[int]) -> dict[int, 
     if not user_ids:
         return {}
     return {u.id: u for u in await session.scalars(select(User).where(User.id.in_(set(user_ids))))}
+
+
+async def display_names(session: AsyncSession, user_ids: list[int]) -> dict[int, str]:
+    """Id -> display name of many users in one statement prepared once whatever their number
+    (feed cards name hundreds of creators a minute)."""
+    if not user_ids:
+        return {}
+    conn = await session.connection()
+    rows = await conn.execute(
+        _display_names_statement(session.bind.dialect.name), {"ids": sorted(set(user_ids))}
+    )
+    return {user_id: name for user_id, name in rows}
+
+
+@functools.cache
+def _display_names_statement(dialect: str):  # type: ignore[no-untyped-def]
+    return select(User.id, User.display_name).where(in_param(User.id, "ids", dialect))

@@ -188,6 +188,11 @@ async def users_by_ids(session: AsyncSession, user_ids: list[int]) -> dict[int, 
     return await repo.users_by_ids(session, user_ids)
 
 
+async def display_names(session: AsyncSession, user_ids: list[int]) -> dict[int, str]:
+    """Id -> display name, leaving out ids that do not exist."""
+    return await repo.display_names(session, user_ids)
+
+
 async def get_user_by_username(session: AsyncSession, username: str) -> User:
     user = await repo.get_user_by_username(session, normalise_username(username))
     if user is None:

@@ -224,7 +224,7 @@ async def published_of_shops(
         select(Product.id, Product.shop_id, Product.published_at)
         .join(Shop, Shop.id == Product.shop_id)
         .where(
-            Product.shop_id.in_(sorted(set(shop_ids))),
+            in_param(Product.shop_id, "ids", session.bind.dialect.name),
             Product.status == ProductStatus.published,
             Product.published_at.is_not(None),
             Shop.status == "active",
@@ -235,7 +235,7 @@ async def published_of_shops(
     if before is not None:
         at, below = before
         stmt = stmt.where((Product.published_at < at) | ((Product.published_at == at) & (Product.id < below)))
-    return list((await session.execute(stmt)).all())
+    return list((await session.execute(stmt, {"ids": sorted(set(shop_ids))})).all())
 
 
 async def published_after(session: AsyncSession, after_id: int, limit: int) -> list[Any]:
@@ -288,6 +288,40 @@ async def card_facts(session: AsyncSession, product_ids: list[int]) -> dict[int,
     for pid, path in images:
         facts.setdefault(pid, [0, 0, 0, None])[3] = path
     return {pid: CardFacts(*values) for pid, values in facts.items()}
+
+
+async def card_rows(session: AsyncSession, product_ids: list[int]) -> list[Any]:
+    """(id, title, status, shop_id, shop_name, shop_slug, min_price_fen, max_price_fen, stock,
+    image_path) of many products in one statement, prepared once whatever their number: the
+    price range and stock of the active SKUs, the first picture (lists and feeds show many
+    cards a page)."""
+    if not product_ids:
+        return []
+    conn = await session.connection()
+    rows = await conn.execute(
+        _card_rows_statement(session.bind.dialect.name), {"ids": sorted(set(product_ids))}
+    )
+    return list(rows)
+
+
+@functools.cache
+def _card_rows_statement(dialect: str):  # type: ignore[no-untyped-def]
+    p, k, i = Product, Sku, ProductImage
+    prices = (
+        select(k.product_id, func.min(k.price_fen).label("lo"), func.max(k.price_fen).label("hi"),
+               func.sum(k.stock).label("stock"))
+        .where(in_param(k.product_id, "ids", dialect), k.is_active.is_(True))
+        .group_by(k.product_id)
+        .subquery()
+    )  # fmt: skip
+    image = select(i.path).where(i.product_id == p.id).order_by(i.id).limit(1).scalar_subquery()
+    return (
+        select(p.id, p.title, p.status, Shop.id, Shop.name, Shop.slug, func.coalesce(prices.c.lo, 0),
+               func.coalesce(prices.c.hi, 0), func.coalesce(prices.c.stock, 0), image)
+        .join(Shop, Shop.id == p.shop_id)
+        .outerjoin(prices, prices.c.product_id == p.id)
+        .where(in_param(p.id, "ids", dialect))
+    )  # fmt: skip
 
 
 async def shops_by_ids(session: AsyncSession, shop_ids: list[int]) -> dict[int, Shop]:

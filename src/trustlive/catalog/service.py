@@ -712,8 +712,12 @@ async def cards(session: AsyncSession, products: list[Product]) -> list[ProductC
 async def product_cards(session: AsyncSession, product_ids: list[int]) -> list[ProductCard]:
     """Cards of the given products in the given order, leaving out any that do not exist, for
     other domains' lists (a live session's featured products). Callers filter by ``status``."""
-    found = await repo.products_by_ids(session, list(dict.fromkeys(product_ids)))
-    return await cards(session, [found[i] for i in dict.fromkeys(product_ids) if i in found])
+    rows = {r[0]: r for r in await repo.card_rows(session, product_ids)}
+    return [
+        ProductCard(*r[:9], f"/media/{r[9]}" if r[9] else None)
+        for r in (rows.get(i) for i in dict.fromkeys(product_ids))
+        if r is not None
+    ]
 
 
 async def shop_products(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustlive.content.models import Video, VideoLike, VideoProduct, VideoStatus
+from trustlive.db import in_param
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -23,10 +25,25 @@ async def get_video(session: AsyncSession, video_id: int) -> Video | None:
     return await session.scalar(stmt)
 
 
-async def videos_by_ids(session: AsyncSession, video_ids: Sequence[int]) -> list[Video]:
+async def card_rows(session: AsyncSession, video_ids: Sequence[int]) -> list[Any]:
+    """(id, creator_id, title, cover_path, created_at, like_count, status) of many videos, as
+    read-only rows in one statement prepared once whatever their number (the feeds' cards)."""
     if not video_ids:
         return []
-    return list(await session.scalars(select(Video).where(Video.id.in_(sorted(set(video_ids))))))
+    conn = await session.connection()
+    rows = await conn.execute(
+        _card_rows_statement(session.bind.dialect.name), {"ids": sorted(set(video_ids))}
+    )
+    return list(rows)
+
+
+_CARD_COLUMNS = (Video.id, Video.creator_id, Video.title, Video.cover_path, Video.created_at, Video.like_count,
+                 Video.status)  # fmt: skip
+
+
+@functools.cache
+def _card_rows_statement(dialect: str):  # type: ignore[no-untyped-def]
+    return select(*_CARD_COLUMNS).where(in_param(Video.id, "ids", dialect))
 
 
 async def transition(
@@ -49,15 +66,24 @@ async def products_of(session: AsyncSession, video_ids: Sequence[int]) -> dict[i
     """Video id -> its linked product ids, in the creator's order."""
     if not video_ids:
         return {}
-    stmt = (
-        select(VideoProduct.video_id, VideoProduct.product_id)
-        .where(VideoProduct.video_id.in_(sorted(set(video_ids))))
-        .order_by(VideoProduct.video_id, VideoProduct.position)
+    conn = await session.connection()
+    rows = await conn.execute(
+        _products_of_statement(session.bind.dialect.name), {"ids": sorted(set(video_ids))}
     )
     found: dict[int, list[int]] = {}
-    for video_id, product_id in await session.execute(stmt):
+    for video_id, product_id in rows:
         found.setdefault(video_id, []).append(product_id)
     return found
+
+
+@functools.cache
+def _products_of_statement(dialect: str):  # type: ignore[no-untyped-def]
+    vp = VideoProduct
+    return (
+        select(vp.video_id, vp.product_id)
+        .where(in_param(vp.video_id, "ids", dialect))
+        .order_by(vp.video_id, vp.position)
+    )
 
 
 async def set_products(session: AsyncSession, video_id: int, product_ids: Sequence[int]) -> None:
@@ -93,31 +119,33 @@ def _older_than(before: tuple[dt.datetime, int] | None) -> Any:
 
 async def recent_of(
     session: AsyncSession, creator_ids: Sequence[int], *, limit: int, before: tuple[dt.datetime, int] | None
-) -> list[Video]:
-    """Published videos of these creators, newest first (created_at, then id), older than ``before``."""
+) -> list[Any]:
+    """Published videos of these creators as card rows (``card_rows``), newest first (created_at,
+    then id), older than ``before``."""
     if not creator_ids:
         return []
+    dialect = session.bind.dialect.name
     stmt = (
-        select(Video)
-        .where(Video.creator_id.in_(sorted(set(creator_ids))), Video.status == VideoStatus.published)
+        select(*_CARD_COLUMNS)
+        .where(in_param(Video.creator_id, "ids", dialect), Video.status == VideoStatus.published)
         .order_by(Video.created_at.desc(), Video.id.desc())
         .limit(limit)
     )
     older = _older_than(before)
     if older is not None:
         stmt = stmt.where(older)
-    return list(await session.scalars(stmt))
+    return list(await session.execute(stmt, {"ids": sorted(set(creator_ids))}))
 
 
-async def recent_since(session: AsyncSession, since: dt.datetime, *, limit: int) -> list[Video]:
-    """Published videos created at or after ``since``, newest first."""
+async def recent_since(session: AsyncSession, since: dt.datetime, *, limit: int) -> list[Any]:
+    """Published videos created at or after ``since`` as card rows, newest first."""
     stmt = (
-        select(Video)
+        select(*_CARD_COLUMNS)
         .where(Video.status == VideoStatus.published, Video.created_at >= since)
         .order_by(Video.created_at.desc(), Video.id.desc())
         .limit(limit)
     )
-    return list(await session.scalars(stmt))
+    return list(await session.execute(stmt))
 
 
 # --- likes ------------------------------------------------------------------------------------

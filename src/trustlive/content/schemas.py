@@ -82,5 +82,4 @@ class VideoCard(msgspec.Struct, frozen=True):
     cover_url: str
     created_at: dt.datetime
     like_count: int
-    product_ids: tuple[int, ...]
     status: str

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import event as sa_event
@@ -332,16 +332,11 @@ async def my_videos(
 # --- for the feeds ----------------------------------------------------------------------------
 
 
-def _card(v: Video, product_ids: list[int]) -> VideoCard:
+def _card(v: Any) -> VideoCard:  # a Video or a repo.card_rows row
     return VideoCard(
         id=v.id, creator_id=v.creator_id, title=v.title, cover_url=_media(v.cover_path),
-        created_at=v.created_at, like_count=v.like_count, product_ids=tuple(product_ids), status=v.status,
+        created_at=v.created_at, like_count=v.like_count, status=v.status,
     )  # fmt: skip
-
-
-async def _cards(session: AsyncSession, rows: Sequence[Video]) -> list[VideoCard]:
-    linked = await repo.products_of(session, [v.id for v in rows])
-    return [_card(v, linked.get(v.id, [])) for v in rows]
 
 
 def _limit(limit: int) -> int:
@@ -353,7 +348,7 @@ def _limit(limit: int) -> int:
 async def video_cards(session: AsyncSession, ids: Sequence[int]) -> dict[int, VideoCard]:
     """Cards of the given videos, whatever their status (``status`` says; the caller filters):
     id -> card, leaving out ids that do not exist."""
-    return {c.id: c for c in await _cards(session, await repo.videos_by_ids(session, list(ids)))}
+    return {v.id: _card(v) for v in await repo.card_rows(session, list(ids))}
 
 
 async def recent_videos_of(
@@ -369,7 +364,7 @@ async def recent_videos_of(
             raise ValidationFailed("before: (aware created_at, id)", field="before", code="bad_cursor")
         keyset = (at, video_id)
     rows = await repo.recent_of(session, list(creator_ids), limit=_limit(limit), before=keyset)
-    return await _cards(session, rows)
+    return [_card(v) for v in rows]
 
 
 async def recent_videos(session: AsyncSession, *, since: dt.datetime, limit: int) -> list[VideoCard]:
@@ -377,7 +372,7 @@ async def recent_videos(session: AsyncSession, *, since: dt.datetime, limit: int
     newest first."""
     if not isinstance(since, dt.datetime) or since.tzinfo is None:
         raise ValidationFailed("since: an aware datetime", field="since")
-    return await _cards(session, await repo.recent_since(session, since, limit=_limit(limit)))
+    return [_card(v) for v in await repo.recent_since(session, since, limit=_limit(limit))]
 
 
 # --- posting and editing ----------------------------------------------------------------------

@@ -55,6 +55,15 @@ DEFAULTS: dict[str, Any] = {
         # Collaborative-filtering candidates per request (the fresh-content and new-creator
         # pools come on top of them).
         "candidates": 500,
+        # Priors added to every candidate's relevance (in units of the request's best
+        # collaborative score): freshness, weight x 0.5 ** (age in hours / half_life_hours),
+        # so new items are seen before they have interactions of their own...
+        "fresh": {"weight": 0.3, "half_life_hours": 48.0},
+        # ...a room on air, weight, plus affinity when the user has interacted with its
+        # creator's items (a live room is now or never)...
+        "live": {"weight": 0.6, "affinity": 0.4},
+        # ...and an item the user already interacted with keeps this share of its relevance.
+        "seen_factor": 0.2,
     },
     "rerank": {
         # score *= trust ** weight (trust: trust.service.quality_multiplier, 1.0 when unknown).
@@ -101,6 +110,11 @@ class Config:
     history_items: int
     half_life_items: float
     candidates: int
+    fresh_weight: float
+    fresh_half_life_hours: float
+    live_weight: float
+    live_affinity: float
+    seen_factor: float
     trust_weight: float
     protect_top: int
     min_average: float
@@ -172,6 +186,11 @@ def load(overrides: Mapping[str, Any] | None = None) -> Config:
         history_items=_whole(raw, "relevance.history_items", 1, 1000),
         half_life_items=_number(raw, "relevance.half_life_items", 0, 1000, above=True),
         candidates=_whole(raw, "relevance.candidates", 1, 10_000),
+        fresh_weight=_number(raw, "relevance.fresh.weight", 0, 100),
+        fresh_half_life_hours=_number(raw, "relevance.fresh.half_life_hours", 0, 24 * 3650, above=True),
+        live_weight=_number(raw, "relevance.live.weight", 0, 100),
+        live_affinity=_number(raw, "relevance.live.affinity", 0, 100),
+        seen_factor=_number(raw, "relevance.seen_factor", 0, 1),
         trust_weight=_number(raw, "rerank.trust_weight", 0, 10),
         protect_top=_whole(raw, "rerank.protect_top", 0, 1000),
         min_average=_number(raw, "rerank.min_average", 0, 1e9, above=True),

@@ -76,16 +76,8 @@ MAX_LIVE_ON_TOP = 50  # live rooms of followed creators put on top of the follow
 SERVE_TTL = dt.timedelta(hours=24)  # reports and cursors for older pages are refused
 MAX_POSITION = 100_000
 
-# Relevance before re-ranking, in units of the best collaborative-filtering score of the request
-# (docs/feed.md, "Feeds"): every item gets a freshness prior that halves every
-# FRESH_HALF_LIFE_HOURS; a live room on air gets LIVE_WEIGHT, LIVE_AFFINITY more when the user
-# has interacted with its creator; an item the user has already interacted with keeps
-# SEEN_FACTOR of its relevance.
-FRESH_WEIGHT = 0.3
-FRESH_HALF_LIFE_HOURS = 48.0
-LIVE_WEIGHT = 0.6
-LIVE_AFFINITY = 0.4
-SEEN_FACTOR = 0.2
+# The relevance priors (freshness, rooms on air, items seen) are configuration: relevance.fresh,
+# relevance.live and relevance.seen_factor (ranking.DEFAULTS, docs/feed.md).
 HISTORY_FETCH = 12  # neighbours are read for the 12 most recent history items (weight >= 2%)...
 NEIGHBOURS_FETCH = 40  # ...their 40 nearest each (the model keeps ``relevance.neighbours``)
 POOL_FRESH = 300
@@ -232,23 +224,26 @@ async def _running_grants(session: AsyncSession, now: dt.datetime) -> dict[int, 
     return c.grants
 
 
-async def _trust_of(session: AsyncSession, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], float]:
-    """Trust multipliers of providers (creators by their reputation score, shops by their
-    experience score), cached TRUST_TTL seconds."""
+async def _trust_of(session: AsyncSession, keys: list[int]) -> np.ndarray:
+    """Trust multipliers of providers (``pkey``s; creators by their reputation score, shops by
+    their experience score), aligned with ``keys`` and cached TRUST_TTL seconds."""
     c = _caches(session)
     now = time.monotonic()
-    out: dict[tuple[str, int], float] = {}
+    hits = [c.trust.get(k) for k in keys]
+    out = np.ones(len(keys))
     missing: dict[str, list[int]] = defaultdict(list)
-    for pair in set(pairs):
-        hit = c.trust.get(pair)
+    where: dict[int, int] = {}
+    for j, (k, hit) in enumerate(zip(keys, hits, strict=True)):
         if hit is not None and hit[1] > now:
-            out[pair] = hit[0]
+            out[j] = hit[0]
         else:
-            missing[pair[0]].append(pair[1])
+            missing[PROVIDER_TYPES[k & 1]].append(k >> 1)
+            where[k] = j
     for ptype, ids in missing.items():
         for pid, value in (await trust.quality_multipliers(session, ptype, ids)).items():
-            out[(ptype, pid)] = value
-            c.trust[(ptype, pid)] = (value, now + TRUST_TTL)
+            k = pkey(ptype, pid)
+            out[where[k]] = value
+            c.trust[k] = (value, now + TRUST_TTL)
     return out
 
 
@@ -619,6 +614,7 @@ class _Arrays:
 
 
 _EMPTY = _Arrays.of([])
+_UNKNOWN_PROVIDER = (0, False, 0.0)  # no impression in the window, nothing published, not new
 
 
 async def _pool_arrays(session: AsyncSession, config: ranking.Config, now: dt.datetime) -> _Arrays:
@@ -660,7 +656,7 @@ async def _history(
     strongest: dict[int, float] = {}
     order: list[int] = []
     providers: set[int] = set()
-    for item_id, kind, _at, ptype, pid in rows:
+    for item_id, kind, ptype, pid in rows:
         providers.add(pkey(ptype, pid))
         weight = config.weights[MODEL_KIND[kind]]
         if item_id not in strongest:
@@ -721,16 +717,19 @@ async def _discovery_candidates(
     relevance = np.concatenate([cf_rel, np.zeros(len(pools.keys))])
     age_h = np.maximum(now.timestamp() - cands.published, 0.0) / 3600
     relevance += np.where(
-        np.isnan(age_h), 0.0, FRESH_WEIGHT * 0.5 ** (np.nan_to_num(age_h) / FRESH_HALF_LIFE_HOURS)
+        np.isnan(age_h),
+        0.0,
+        config.fresh_weight * 0.5 ** (np.nan_to_num(age_h) / config.fresh_half_life_hours),
     )
-    relevance = np.where(np.isin(cands.keys, history), relevance * SEEN_FACTOR, relevance)
+    relevance = np.where(np.isin(cands.keys, history), relevance * config.seen_factor, relevance)
     rooms = [s for s in await _live_pool(session) if s.status == "live"]
     if rooms:
         on_air = _Arrays.of([(-s.id, "live", s.id, "creator", s.creator_id, s.started_at) for s in rooms])
         cands = _Arrays.join(cands, on_air)
         relevance = np.concatenate([
             relevance,
-            [LIVE_WEIGHT + (LIVE_AFFINITY if pkey("creator", s.creator_id) in affinity else 0.0) for s in rooms],
+            [config.live_weight + (config.live_affinity if pkey("creator", s.creator_id) in affinity else 0.0)
+             for s in rooms],
         ])  # fmt: skip
     keep = ~np.isin(cands.keys, skip)
     return cands.take(keep), relevance[keep]
@@ -749,22 +748,29 @@ async def _rank(
         return [], grants, state
     providers, inverse = np.unique(cands.pkeys, return_inverse=True)
     keys = providers.tolist()
-    tilt = await _trust_of(session, [(PROVIDER_TYPES[p & 1], p >> 1) for p in keys])
-    known = [state.providers.get(p) for p in keys]
+    trust_of = await _trust_of(session, keys)
+    # The providers' window exposure and first item, and the impressions left on their grants,
+    # as arrays aligned with ``providers`` (sorted, unique: a ranking.CreatorState as it is).
+    known = [state.providers.get(p, _UNKNOWN_PROVIDER) for p in keys]
+    window = np.fromiter((kn[0] for kn in known), dtype=np.int64, count=len(keys))
+    first = np.fromiter((kn[2] for kn in known), dtype=np.float64, count=len(keys))
+    left = np.zeros(len(keys), dtype=np.int64)
+    if grants:
+        granted = np.fromiter(grants, dtype=np.int64, count=len(grants))
+        pos = np.minimum(np.searchsorted(providers, granted), len(keys) - 1)
+        hit = providers[pos] == granted
+        left[pos[hit]] = np.maximum([g[1] for g in grants.values()], 0)[hit]
     new_since = (now - dt.timedelta(days=config.new_creator_days)).timestamp()
-    first = np.array([kn[2] if kn is not None else 0.0 for kn in known])
-    trust_of = np.array([tilt[(PROVIDER_TYPES[p & 1], p >> 1)] for p in keys])
-    exposure = {p: kn[0] for p, kn in zip(keys, known, strict=True) if kn is not None and kn[0]}
-    left = {p: grants[p][1] for p in keys if p in grants and grants[p][1] > 0}
     candidates = ranking.Candidates.of(
         cands.keys, relevance, cands.pkeys, (first >= new_since)[inverse], trust_of[inverse]
     )
-    creator_state = ranking.CreatorState.of(
-        exposure, left, window_total=state.window_total, active_creators=state.active_count
+    creator_state = ranking.CreatorState(
+        providers, window, left, state.window_total, max(state.active_count, 1)
     )
     page = ranking.rerank(candidates, creator_state, k, config)
-    where = {key: i for i, key in enumerate(cands.keys.tolist())}
-    return [cands.cand(where[int(key)]) for key in page.item_ids], grants, state
+    order = np.argsort(cands.keys)
+    at = order[np.searchsorted(cands.keys, page.item_ids, sorter=order)]
+    return [cands.cand(int(i)) for i in at], grants, state
 
 
 @dataclass
@@ -807,7 +813,7 @@ async def _load_products(session: AsyncSession, ids: list[int]) -> dict[int, Any
 
 
 async def _load_names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
-    return {i: u.display_name for i, u in (await accounts.users_by_ids(session, ids)).items()}
+    return await accounts.display_names(session, ids)
 
 
 async def _hydrate(
@@ -1010,11 +1016,17 @@ async def follow_feed(
             if shops
             else []
         )
+        # The cards carry their feed item ids, so impressions and views of the private domain
+        # become interactions for collaborative filtering too (an item not indexed yet: 0).
+        video_items = await repo.item_ids_of(session, "video", [v.id for v in videos])
+        product_items = await repo.item_ids_of(session, "product", [p[0] for p in products])
         for v in videos:
-            timeline.append(_Cand(0, "video", v.id, "creator", v.creator_id, 0, v.created_at))
+            item_id = video_items.get(v.id, 0)
+            timeline.append(_Cand(item_id, "video", v.id, "creator", v.creator_id, item_id, v.created_at))
             loaded[v.id] = v
         for pid, sid, published_at in products:
-            timeline.append(_Cand(0, "product", pid, "shop", sid, 0, published_at))
+            item_id = product_items.get(pid, 0)
+            timeline.append(_Cand(item_id, "product", pid, "shop", sid, item_id, published_at))
         timeline.sort(key=lambda c: (-_micros(c.published_at), _RANK[c.kind], -c.ref_id))
         timeline = timeline[:room]
     shown = await _hydrate(session, [*chosen, *timeline], lives, loaded)
@@ -1146,7 +1158,6 @@ async def _record(
         for (f, t, p), n in counters.items()
     ])  # fmt: skip
     if window:
-        await repo.ensure_providers(session, list(window), now)
         await repo.add_window(session, dict(window), now)
         c = _caches(session)
         for (ptype, pid), n in window.items():

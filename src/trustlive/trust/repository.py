@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import io
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -454,6 +455,26 @@ async def get_scores(session: AsyncSession, kind: str, ids: Sequence[int]) -> li
         c.entity_type == kind, in_param(c.entity_id, "ids", session.bind.dialect.name)
     )
     return list((await session.scalars(stmt, {"ids": list(ids)})).all())
+
+
+async def score_cs(session: AsyncSession, kind: str, ids: Sequence[int]) -> dict[int, float]:
+    """Entity id -> its consumer score (score_c), for those scored (the feed's trust tilt of a page
+    of candidates: read-only rows, one statement prepared once)."""
+    if not ids:
+        return {}
+    conn = await session.connection()
+    rows = await conn.execute(
+        _score_cs_statement(session.bind.dialect.name), {"kind": kind, "ids": list(ids)}
+    )
+    return {entity_id: score_c for entity_id, score_c in rows}
+
+
+@functools.cache
+def _score_cs_statement(dialect: str):  # type: ignore[no-untyped-def]
+    c = TrustScore.__table__.c
+    return select(c.entity_id, c.score_c).where(
+        c.entity_type == bindparam("kind"), in_param(c.entity_id, "ids", dialect)
+    )
 
 
 async def history(session: AsyncSession, kind: str, entity_id: int, since: dt.date) -> tuple[Any, list[Any]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -437,3 +437,12 @@ def quality_multiplier(score_c: int | None, effects: Mapping[str, Any]) -> float
         return float(effects["new_multiplier"])
     knots = effects["quality_curve"]
     return float(np.interp(score_c / 100, [k[0] for k in knots], [k[1] for k in knots]))
+
+
+def quality_multipliers(scores_c: Sequence[int | None], effects: Mapping[str, Any]) -> list[float]:
+    """``quality_multiplier`` of each score at once (a feed page tilts hundreds of providers)."""
+    knots = effects["quality_curve"]
+    scores = np.array([np.nan if s is None else s for s in scores_c], dtype=np.float64)
+    out = np.interp(scores / 100, [k[0] for k in knots], [k[1] for k in knots])
+    out[np.isnan(scores)] = float(effects["new_multiplier"])
+    return out.tolist()

@@ -726,9 +726,9 @@ async def quality_multipliers(
     at once); every id asked for gets a value, neutral for the "new"."""
     kind = _kind(entity_type)
     wanted = list(dict.fromkeys(ids))
-    scored = {r.entity_id: r.score_c for r in await repo.get_scores(session, kind, wanted)}
-    effects = config().effects
-    return {i: scoring.quality_multiplier(scored.get(i), effects) for i in wanted}
+    scored = await repo.score_cs(session, kind, wanted)
+    values = scoring.quality_multipliers([scored.get(i) for i in wanted], config().effects)
+    return dict(zip(wanted, values, strict=True))
 
 
 async def settlement_delay_days(session: AsyncSession, shop_id: int) -> int:
