@@ -8,14 +8,13 @@ the world simulator (`trustlive.sim.world`, bulk mode: `--items` 1,000,000 video
 feed's precompute, timing each step: the item index's first-run backfill, the exposure window,
 the item neighbours of collaborative filtering (all of them again with `--reuse`, but for the
 backfill, which runs once per database), then `VACUUM ANALYZE`s the tables the pages read (a live
-database's autovacuum would have). `--what-if-image-index` first creates an index on
-`product_images (product_id, id)` in the bench database only (what the product cards' first-image
-query lacked: bench/README.md; migration 0022 now gives every database that index, so the option
-only matters for a database migrated before it); a run without it drops that extra index again. Then measures, side by
+database's autovacuum would have); with `--reuse --no-precompute` it measures the kept world as
+the run that kept it left it. Then measures, side by
 side:
 
 1. in-process: `feed.service.discovery_feed` (and `follow_feed`) in one transaction each (the
-   page and its served-page row committed), for `--requests` (2000) random buyers after
+   page and its served-page row committed; the garbage collector set as a server worker sets it,
+   `app._server_gc`), for `--requests` (2000) random buyers after
    `--warm-up` (300), sequentially and with `--concurrency` (8) at once;
 2. over HTTP: the real app (`uvicorn trustlive.app:create_app`, `--workers` 2, as
    bench/flash_sale.py serves it) answering `GET /api/v1/feed/discovery?limit=20` (and
@@ -62,10 +61,6 @@ from bench.flash_sale import ADMIN_URL, Conn, _admin, _free_port, _wait_ready, e
 
 DB_NAME = "trustlive_bench_feed"
 LIMIT = 20
-WHAT_IF_INDEX = (
-    "CREATE INDEX IF NOT EXISTS bench_product_images_product ON product_images (product_id, id); "
-    "ANALYZE product_images"
-)
 
 
 async def _admin_in(raw_url: str, sql: str) -> None:
@@ -324,7 +319,7 @@ async def _profile(
     wrap(trust, "quality_multipliers", "trust.quality_multipliers")
     wrap(content, "video_cards", "content.video_cards")
     wrap(catalog, "product_cards", "catalog.product_cards")
-    wrap(accounts, "users_by_ids", "accounts.users_by_ids")
+    wrap(accounts, "display_names", "accounts.display_names")
     sql_spent: dict[str, float] = defaultdict(float)
     sql_calls: dict[str, int] = defaultdict(int)
 
@@ -457,9 +452,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--profile", type=int, default=300, help="profiled sequential requests (0: none)")
     parser.add_argument("--no-http", action="store_true", help="in-process only")
-    parser.add_argument("--what-if-image-index", action="store_true",
-                        help="first create an index on product_images (product_id, id) in the bench database only: "
-                             "what the product cards' first-image query lacks (see bench/README.md)")  # fmt: skip
+    parser.add_argument("--no-precompute", action="store_true",
+                        help="with --reuse: measure the kept world as the run that kept it left it (no "
+                             "window, neighbours or VACUUM again)")  # fmt: skip
     parser.add_argument("--database", default=DB_NAME, help="the database to (re)create")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (then --reuse it)")
     parser.add_argument(
@@ -526,23 +521,34 @@ def main() -> None:
             for line in world["lines"]:
                 console.print(line, highlight=False)
             console.print("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in world["phases"].items()))
-        if a.what_if_image_index:
-            asyncio.run(_admin_in(raw_url, WHAT_IF_INDEX))
-            console.print(f"what if: {WHAT_IF_INDEX}")
-        else:  # a database kept from a what-if run measures as the schema is
-            asyncio.run(_admin_in(raw_url, "DROP INDEX IF EXISTS bench_product_images_product"))
-        with console.status("feed precompute: backfill, window, neighbours ..."):
-            pre = asyncio.run(_precompute(url, raw_url, var, backfill=not reused))
-        console.print(
-            "feed precompute: "
-            + (f"backfill {pre['backfill_s']:.1f} s ({pre['backfill_indexed']:,} indexed), " if "backfill_s" in pre else "")
-            + f"window {pre['window_s']:.1f} s ({pre['window_providers']:,} providers), neighbours "
-            f"{pre['neighbours_s']:.1f} s ({pre['neighbour_rows']:,} rows from {pre['interaction_rows']:,} interactions); "
-            f"then VACUUM ANALYZE {pre['vacuum_s']:.1f} s"
-        )  # fmt: skip
+        if reused and a.no_precompute:
+            pre = note.get("precompute", {})
+            console.print(
+                "feed precompute: skipped (--no-precompute); the kept world's neighbours and window"
+            )
+        else:
+            with console.status("feed precompute: backfill, window, neighbours ..."):
+                pre = asyncio.run(_precompute(url, raw_url, var, backfill=not reused))
+            console.print(
+                "feed precompute: "
+                + (f"backfill {pre['backfill_s']:.1f} s ({pre['backfill_indexed']:,} indexed), " if "backfill_s" in pre else "")
+                + f"window {pre['window_s']:.1f} s ({pre['window_providers']:,} providers), neighbours "
+                f"{pre['neighbours_s']:.1f} s ({pre['neighbour_rows']:,} rows from {pre['interaction_rows']:,} interactions); "
+                f"then VACUUM ANALYZE {pre['vacuum_s']:.1f} s"
+            )  # fmt: skip
+            if a.keep or a.reuse:  # what --no-precompute reports later
+                world_note = {k: v for k, v in world.items() if k != "phases"}
+                kept_note = json.dumps({"sizes": sizes, "world": world_note, "precompute": pre},
+                                       ensure_ascii=False).replace("'", "''")  # fmt: skip
+                asyncio.run(_admin(f"COMMENT ON DATABASE \"{a.database}\" IS '{kept_note}'"))
         people = asyncio.run(_people(url, a.seed, a.users, rng, tokens=not a.no_http))
         with console.status(f"in-process: {a.requests:,} pages x 4 ..."):
-            inproc = asyncio.run(_inprocess(url, var, people, a, rng))
+            # With the garbage collector set as in a server worker (app._server_gc): the page's
+            # work as a worker does it, without the HTTP around it.
+            from trustlive.app import _server_gc
+
+            with _server_gc():
+                inproc = asyncio.run(_inprocess(url, var, people, a, rng))
         http = {} if a.no_http else _http(url, var, people, a, rng)
     finally:
         shutil.rmtree(var, ignore_errors=True)  # the server's var dir and the world's pictures
@@ -613,10 +619,10 @@ def main() -> None:
         "follow_p99_ms_inprocess": r(inproc["follow_seq"]["p99_ms"]),
         "follow_p99_ms_http": r(http["follow_seq"]["p99_ms"]) if http else None,
         "concurrency": a.concurrency, "requests": a.requests, "workers": a.workers,
-        "generate_s": r(generate_s), "reused": reused, "neighbours_s": r(pre["neighbours_s"]),
-        "neighbour_rows": pre["neighbour_rows"], "interaction_rows": pre["interaction_rows"],
-        "backfill_s": r(pre.get("backfill_s")), "window_s": r(pre["window_s"]), "vacuum_s": r(pre["vacuum_s"]),
-        "what_if_image_index": a.what_if_image_index, "one_item_share": world.get("one_item_share"), "follower_gini": world.get("follower_gini"),
+        "generate_s": r(generate_s), "reused": reused, "precomputed": not (reused and a.no_precompute),
+        "neighbours_s": r(pre.get("neighbours_s")), "neighbour_rows": pre.get("neighbour_rows"),
+        "interaction_rows": pre.get("interaction_rows"), "backfill_s": r(pre.get("backfill_s")),
+        "window_s": r(pre.get("window_s")), "vacuum_s": r(pre.get("vacuum_s")), "one_item_share": world.get("one_item_share"), "follower_gini": world.get("follower_gini"),
         "top1_share": world.get("top1_share"),
     }))  # fmt: skip
 
