@@ -414,6 +414,41 @@ def test_collaborative_filtering_candidates_come_from_the_neighbours(db_url: str
             assert (items[x], items[y]) in pairs and (items[y], items[x]) in pairs
             after = keys(await discovery(w, w.buyers[0], limit=10))
             assert after[0] == ("video", y)  # y goes with x, which this buyer bought
+            # A neighbour row carries what the ranking needs of its item, copied at the build.
+            async with transaction(w.sessionmaker) as s:
+                row = await s.get(FeedNeighbour, (items[x], 0))
+                item = await s.get(service.repo.FeedItem, items[y])
+            assert row is not None and item is not None and row.neighbour_id == items[y]
+            assert (row.kind, row.ref_id, row.provider_type, row.provider_id, row.published_at) == (
+                "video", y, "creator", w.creators[1].id, item.published_at)  # fmt: skip
+            # Hidden after the build (its event not yet indexed): still a neighbour, never shown.
+            async with transaction(w.sessionmaker) as s:
+                await s.execute(text("UPDATE videos SET status = 'hidden' WHERE id = :id"), {"id": y})
+            await fresh_caches(w)
+            hidden = keys(await discovery(w, w.buyers[0], limit=10))
+            assert ("video", y) not in hidden and len(hidden) == len(after) - 1
+        finally:
+            await w.close()
+
+    run(scenario())
+
+
+def test_a_page_is_filled_past_items_hidden_since_they_were_ranked(db_url: str, tmp_path: Path) -> None:
+    """Candidates come from the neighbours and pools as last built and read; the cards say what
+    is still published. When more of the chosen are gone than the page's margin, it ranks again
+    without them."""
+
+    async def scenario() -> None:
+        w = await build(db_url, tmp_path, creators=4, merchants=1)
+        try:
+            videos = [await w.video(c) for c in range(4) for _ in range(2)]
+            await w.drain()
+            assert len(keys(await discovery(w, None, limit=2))) == 2
+            kept = videos[0]
+            async with transaction(w.sessionmaker) as s:  # hidden, their events not yet indexed
+                await s.execute(text("UPDATE videos SET status = 'hidden' WHERE id <> :id"), {"id": kept})
+            await fresh_caches(w)
+            assert keys(await discovery(w, None, limit=2)) == [("video", kept)]
         finally:
             await w.close()
 

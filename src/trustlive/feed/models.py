@@ -210,7 +210,9 @@ class FeedInteraction(Base):
 
 class FeedNeighbour(Base):
     """An item's nearest items (item-item collaborative filtering), rebuilt in batch by the task:
-    rank 0 is the most similar."""
+    rank 0 is the most similar. Each row carries what the ranking needs of the neighbour (its
+    kind, ref, provider and publishing time, copied from ``feed_items`` at the build), so a page
+    reads its collaborative candidates from this table alone."""
 
     __tablename__ = "feed_neighbours"
     __table_args__ = (PrimaryKeyConstraint("item_id", "rank"),)
@@ -219,6 +221,11 @@ class FeedNeighbour(Base):
     rank: Mapped[int] = mapped_column(SmallInteger, autoincrement=False, nullable=False)
     neighbour_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     sim: Mapped[float] = mapped_column(Float, nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    ref_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    provider_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    provider_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class FeedState(Base):

@@ -12,13 +12,27 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, bindparam, case, delete, exists, func, select, true, tuple_, update
+import msgspec
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustlive.db import in_param, insert_rows
+from trustlive.db import in_param
 from trustlive.feed.models import (
     FeedEvent,
     FeedExposure,
@@ -206,7 +220,8 @@ _HISTORY = (
 
 async def neighbours_of(session: AsyncSession, item_ids: Sequence[int], ranks: int) -> list[Any]:
     """(item_id, neighbour_id, sim, kind, ref_id, provider_type, provider_id, published_at) of the
-    ``ranks`` nearest active neighbours of ``item_ids``."""
+    ``ranks`` nearest neighbours of ``item_ids``, as of the last build (a neighbour unpublished
+    since is still here: the page's card check leaves it out)."""
     if not item_ids:
         return []
     conn = await session.connection()
@@ -216,31 +231,27 @@ async def neighbours_of(session: AsyncSession, item_ids: Sequence[int], ranks: i
     return list(rows.all())
 
 
+_NEIGHBOUR_FIELDS = (FeedNeighbour.kind, FeedNeighbour.ref_id, FeedNeighbour.provider_type,
+                     FeedNeighbour.provider_id, FeedNeighbour.published_at)  # fmt: skip
+
+
 @functools.cache
 def _neighbours_statement(dialect: str):  # type: ignore[no-untyped-def]
     # One statement whatever the number of items: prepared once per connection.
     n = FeedNeighbour
     if dialect != "postgresql":
-        return (
-            select(n.item_id, n.neighbour_id, n.sim, *_ITEM_COLUMNS[1:])
-            .join(FeedItem, FeedItem.id == n.neighbour_id)
-            .where(
-                in_param(n.item_id, "ids", dialect), n.rank < bindparam("ranks"), FeedItem.active.is_(True)
-            )
+        return select(n.item_id, n.neighbour_id, n.sim, *_NEIGHBOUR_FIELDS).where(
+            in_param(n.item_id, "ids", dialect), n.rank < bindparam("ranks")
         )
-    # On PostgreSQL each item's neighbours are read in a lateral join over the array of ids: with
-    # a plain join PostgreSQL plans a parallel scan, and starting its worker costs more than the
-    # whole read (7 ms against 2 ms per page at 25.7M neighbours, bench/feed_latency.py).
+    # On PostgreSQL each item's neighbours are read in a lateral join over the array of ids: for a
+    # plain IN it plans a parallel bitmap scan, and starting the worker costs more than the read.
     h = func.unnest(bindparam("ids", type_=ARRAY(BigInteger))).table_valued("id").render_derived(name="h")
-    near = select(n.item_id, n.neighbour_id, n.sim).where(n.item_id == h.c.id, n.rank < bindparam("ranks"))
-    near = near.lateral("n")
-    return (
-        select(near.c.item_id, near.c.neighbour_id, near.c.sim, *_ITEM_COLUMNS[1:])
-        .select_from(h)
-        .join(near, true())
-        .join(FeedItem, FeedItem.id == near.c.neighbour_id)
-        .where(FeedItem.active.is_(True))
+    near = (
+        select(n.item_id, n.neighbour_id, n.sim, *_NEIGHBOUR_FIELDS)
+        .where(n.item_id == h.c.id, n.rank < bindparam("ranks"))
+        .lateral("n")
     )
+    return select(near).select_from(h).join(near, true())
 
 
 async def interactions_since(session: AsyncSession, since: dt.datetime) -> list[Any]:
@@ -256,11 +267,37 @@ async def interactions_since(session: AsyncSession, since: dt.datetime) -> list[
 
 
 async def replace_neighbours(session: AsyncSession, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
-    """The new neighbour table in place of the old one, in the caller's transaction: readers see
-    the old table or the new one, never half of each."""
+    """The new neighbour table (rows: item_id, rank, neighbour_id, sim) in place of the old one, in
+    the caller's transaction: readers see the old table or the new one, never half of each. Each
+    row gets its neighbour's kind, ref, provider and publishing time from the item index, in the
+    insert itself; a neighbour the index does not hold is left out."""
     await session.execute(delete(FeedNeighbour))
+    conn = await session.connection()
+    stmt = _NEIGHBOURS_INSERT[session.bind.dialect.name]
     for start in range(0, len(rows), chunk):
-        await insert_rows(session, (FeedNeighbour.__table__, rows[start : start + chunk]))
+        await conn.execute(stmt, {"rows": msgspec.json.encode(rows[start : start + chunk]).decode()})
+
+
+_NEIGHBOUR_COLUMNS = (
+    "item_id, rank, neighbour_id, sim, kind, ref_id, provider_type, provider_id, published_at"
+)
+_ITEM_FIELDS = "i.kind, i.ref_id, i.provider_type, i.provider_id, i.published_at"
+# The rows travel as one JSON array per chunk, read by the database's own JSON functions.
+_NEIGHBOURS_INSERT = {
+    "postgresql": text(
+        f"INSERT INTO feed_neighbours ({_NEIGHBOUR_COLUMNS}) "
+        f"SELECT r.item_id, r.rank, r.neighbour_id, r.sim, {_ITEM_FIELDS} "
+        "FROM json_to_recordset(CAST(:rows AS json)) "
+        "AS r(item_id bigint, rank smallint, neighbour_id bigint, sim double precision) "
+        "JOIN feed_items AS i ON i.id = r.neighbour_id"
+    ),
+    "sqlite": text(
+        f"INSERT INTO feed_neighbours ({_NEIGHBOUR_COLUMNS}) "
+        "SELECT json_extract(r.value, '$.item_id'), json_extract(r.value, '$.rank'), "
+        f"json_extract(r.value, '$.neighbour_id'), json_extract(r.value, '$.sim'), {_ITEM_FIELDS} "
+        "FROM json_each(:rows) AS r JOIN feed_items AS i ON i.id = json_extract(r.value, '$.neighbour_id')"
+    ),
+}
 
 
 async def remove_interaction(session: AsyncSession, user_id: int, item_id: int, kind: str) -> None:

@@ -956,7 +956,16 @@ async def discovery_feed(
         session, viewer, config, now, np.array(seen, dtype=np.int64)
     )
     chosen, grants, state = await _rank(session, cands, relevance, limit + 4, config, now)
-    shown = (await _hydrate(session, chosen))[:limit]
+    shown = await _hydrate(session, chosen)
+    if len(shown) < min(limit, len(chosen)):
+        # More chosen items than the margin are no longer shown (hidden or unpublished since the
+        # neighbours were built or the pools read): rank once more without them.
+        gone = np.array(sorted({c.key for c in chosen} - {s.cand.key for s in shown}), dtype=np.int64)
+        keep = ~np.isin(cands.keys, gone)
+        cands, relevance = cands.take(keep), relevance[keep]
+        chosen, grants, state = await _rank(session, cands, relevance, limit + 4, config, now)
+        shown = await _hydrate(session, chosen)
+    shown = shown[:limit]
     new_since = (now - dt.timedelta(days=config.new_creator_days)).timestamp()
     serve_id, items = await _serve(
         session, "discovery", viewer, shown, first_position=first_position, page=page,
