@@ -257,9 +257,9 @@ async def _inprocess(
         await engine.dispose()
 
 
-STEPS = ("discovery_feed", "_discovery_candidates", "_history", "_pool_arrays", "_fresh_pool", "_new_pool",
+STEPS = ("discovery_feed", "_discovery_candidates", "_history", "_pool_arrays",
          "_live_pool", "_rank", "_provider_state", "_running_grants", "_trust_of", "_hydrate", "_serve")  # fmt: skip
-REPO_STEPS = ("history", "neighbours_of", "items_by_ids", "newest_items", "new_provider_items", "add_serve",
+REPO_STEPS = ("history", "neighbours_of", "newest_items", "add_serve",
               "providers_changed", "running_grants")  # fmt: skip
 
 

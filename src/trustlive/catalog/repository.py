@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
@@ -256,40 +255,6 @@ async def published_after(session: AsyncSession, after_id: int, limit: int) -> l
     return list((await session.execute(stmt)).all())
 
 
-@dataclass(frozen=True)
-class CardFacts:
-    min_price_fen: int
-    max_price_fen: int
-    stock: int
-    image_path: str | None
-
-
-async def card_facts(session: AsyncSession, product_ids: list[int]) -> dict[int, CardFacts]:
-    """Price range, total stock and first image for many products in two queries."""
-    if not product_ids:
-        return {}
-    prices = await session.execute(
-        select(Sku.product_id, func.min(Sku.price_fen), func.max(Sku.price_fen), func.sum(Sku.stock))
-        .where(Sku.product_id.in_(product_ids), Sku.is_active.is_(True))
-        .group_by(Sku.product_id)
-    )
-    facts = {pid: [lo, hi, int(stock or 0), None] for pid, lo, hi, stock in prices}
-    first_pos = (
-        select(ProductImage.product_id, func.min(ProductImage.id).label("image_id"))
-        .where(ProductImage.product_id.in_(product_ids))
-        .group_by(ProductImage.product_id)
-        .subquery()
-    )
-    images = await session.execute(
-        select(ProductImage.product_id, ProductImage.path).join(
-            first_pos, first_pos.c.image_id == ProductImage.id
-        )
-    )
-    for pid, path in images:
-        facts.setdefault(pid, [0, 0, 0, None])[3] = path
-    return {pid: CardFacts(*values) for pid, values in facts.items()}
-
-
 async def card_rows(session: AsyncSession, product_ids: list[int]) -> list[Any]:
     """(id, title, status, shop_id, shop_name, shop_slug, min_price_fen, max_price_fen, stock,
     image_path) of many products in one statement, prepared once whatever their number: the
@@ -328,12 +293,6 @@ async def shops_by_ids(session: AsyncSession, shop_ids: list[int]) -> dict[int, 
     if not shop_ids:
         return {}
     return {s.id: s for s in await session.scalars(select(Shop).where(Shop.id.in_(set(shop_ids))))}
-
-
-async def products_by_ids(session: AsyncSession, product_ids: list[int]) -> dict[int, Product]:
-    if not product_ids:
-        return {}
-    return {p.id: p for p in await session.scalars(select(Product).where(Product.id.in_(product_ids)))}
 
 
 # --- search index -----------------------------------------------------------------------------
