@@ -153,6 +153,8 @@ function start(root) {
   function track(msg) {
     if (msg.e !== undefined) state.epoch = msg.e;
     if (msg.o !== undefined) state.offset = msg.o;
+    // Where a reconnect would resume from, visible for support and for tests.
+    if (state.epoch !== null && state.offset !== null) root.dataset.at = `${state.epoch}:${state.offset}`;
     if (typeof msg.ts === "number") state.skew = msg.ts - Date.now();
   }
 
