@@ -94,6 +94,7 @@ def test_a_viewer_sees_another_viewers_comment_and_the_stock_drop_when_a_third_b
                     page.goto(f"{base}/live/{session_id}")
                 # Connected: the socket is open and the first snapshot has arrived.
                 expect(page.locator("[data-live]")).to_have_attribute("data-conn", "open")
+                expect(page.locator("[data-live]")).to_have_attribute("data-at", re.compile(r"^.+:\d+$"))
                 return page
 
             # --- the watcher: anonymous, on a phone ------------------------------------------------
